@@ -1,0 +1,519 @@
+//! Pipeline files (TOML): parsing, `${VAR}` interpolation, `.env` loading and typed
+//! settings for connectors, sinks and transforms.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ConfigError;
+use crate::registry::Registry;
+
+/// Loads `.env` from the working directory if there is one; variables already set win.
+pub fn load_dotenv() {
+    // A missing file is the normal case; a malformed one is reported by the values it
+    // fails to provide, so the error itself is not fatal.
+    let _ = dotenvy::dotenv();
+}
+
+/// The settings of one section (`[source]`, `[sink]`, one `[[transforms]]`), after
+/// interpolation, ready for the component to deserialize into its own typed config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    table: toml::Table,
+    file: String,
+    section: String,
+    text: std::sync::Arc<str>,
+}
+
+impl Settings {
+    /// Settings from a table (tests, built-in defaults).
+    pub fn from_table(section: &str, table: toml::Table) -> Self {
+        Settings {
+            table,
+            file: "<settings>".into(),
+            section: section.into(),
+            text: "".into(),
+        }
+    }
+
+    /// The table as written (before `${VAR}` expansion).
+    pub fn table(&self) -> &toml::Table {
+        &self.table
+    }
+
+    /// Deserializes the section into a component's config type. Use
+    /// `#[serde(deny_unknown_fields)]` on it: unknown keys are reported with their line.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        // `${VAR}` is expanded here, when the component is built, so commands that only
+        // need the sink (status, state) work without the source's credentials.
+        let mut table = self.table.clone();
+        interpolate_table(&mut table, &self.section, &self.file)?;
+        T::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let message = e.message().trim().to_owned();
+            let key = backticked_after(&message, "unknown field")
+                .or_else(|| backticked_after(&message, "missing field"));
+            let location = key
+                .and_then(|k| locate_key(&self.text, &self.section, k))
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: self.file.clone(),
+                location,
+                message: format!("[{}]: {message}", self.section),
+            }
+        })
+    }
+}
+
+fn backticked_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = &message[message.find(marker)? + marker.len()..];
+    let start = rest.find('`')? + 1;
+    let end = start + rest[start..].find('`')?;
+    Some(&rest[start..end])
+}
+
+/// Finds the 1-based line of `key = ...` inside `[section]` (or `[[section]]`).
+fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = section.split('#').next().unwrap_or(section);
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let name = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
+            inside = name == header;
+            continue;
+        }
+        if inside {
+            let k = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if k == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSection {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default)]
+    streams: Option<Vec<String>>,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Directory of the daily JSONL files and `errors/`.
+    #[serde(default = "default_log_dir")]
+    pub dir: PathBuf,
+    /// Console level (`error`, `warn`, `info`, `debug`, `trace`).
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// Days the daily files are kept.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    /// Days `sync_logs` rows are kept.
+    #[serde(default = "default_db_retention")]
+    pub sync_logs_retention_days: u32,
+}
+
+fn default_log_dir() -> PathBuf {
+    PathBuf::from("logs")
+}
+fn default_level() -> String {
+    "info".into()
+}
+fn default_retention() -> u32 {
+    30
+}
+fn default_db_retention() -> u32 {
+    365
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            dir: default_log_dir(),
+            level: default_level(),
+            retention_days: default_retention(),
+            sync_logs_retention_days: default_db_retention(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    pipeline: PipelineSection,
+    source: toml::Table,
+    #[serde(default)]
+    transforms: Vec<toml::Table>,
+    #[serde(default)]
+    sink: Option<toml::Table>,
+    #[serde(default)]
+    logging: Option<LoggingConfig>,
+}
+
+/// One `[[transforms]]` entry.
+#[derive(Debug, Clone)]
+pub struct TransformConfig {
+    /// Registered transform name.
+    pub kind: String,
+    /// Streams it applies to (all when `None`).
+    pub streams: Option<Vec<String>>,
+    /// Its own settings.
+    pub settings: Settings,
+}
+
+/// A parsed, interpolated pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Where it came from (a path, or `<default pipeline for NAME>`).
+    pub file: String,
+    /// `[pipeline] name`: state, runs and locks are per name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Stream partitions read at once.
+    pub concurrency: usize,
+    /// Records per sink transaction (1..=500).
+    pub batch_size: usize,
+    /// Streams selected in the file (all when `None`).
+    pub streams: Option<Vec<String>>,
+    /// Run time limit.
+    pub timeout: Option<Duration>,
+    /// `[source] connector`.
+    pub connector: String,
+    /// `[source]` without `connector`.
+    pub source: Settings,
+    /// `[[transforms]]`.
+    pub transforms: Vec<TransformConfig>,
+    /// `[sink] type` (default `sqlite`).
+    pub sink_type: String,
+    /// `[sink]` without `type`.
+    pub sink: Settings,
+    /// `[logging]`.
+    pub logging: LoggingConfig,
+}
+
+/// The largest batch the engine hands a sink.
+pub const MAX_BATCH: usize = 500;
+
+impl PipelineConfig {
+    /// Reads a pipeline: `spec` is a TOML file path, or the name of a registered
+    /// connector, which resolves to that connector's default pipeline.
+    pub fn resolve(spec: &str) -> Result<Self, ConfigError> {
+        let path = Path::new(spec);
+        if path.exists() || spec.ends_with(".toml") || spec.contains('/') {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            return Self::parse(&text, spec);
+        }
+        let registry = Registry::global()?;
+        let connector = registry.connector(spec).map_err(|_| {
+            ConfigError::Other(format!(
+                "`{spec}` is neither a pipeline file nor a connector name; connectors: {}",
+                registry
+                    .connectors
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let text = match connector.default_pipeline {
+            Some(text) => text.to_owned(),
+            None => format!(
+                "[pipeline]\nname = \"{spec}\"\n\n[source]\nconnector = \"{spec}\"\n\n[sink]\ntype = \"sqlite\"\npath = \"data/{spec}.db\"\n"
+            ),
+        };
+        Self::parse(&text, &format!("<default pipeline for {spec}>"))
+    }
+
+    /// Parses pipeline text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string().trim().to_owned(),
+        })?;
+        let shared: std::sync::Arc<str> = text.into();
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            location: String::new(),
+            message,
+        };
+        let settings = |section: &str, table: toml::Table| -> Result<Settings, ConfigError> {
+            Ok(Settings {
+                table,
+                file: file.to_owned(),
+                section: section.to_owned(),
+                text: shared.clone(),
+            })
+        };
+
+        let p = raw.pipeline;
+        let name = interpolate(&p.name, "pipeline.name", file)?;
+        crate::ident::validate(&name).map_err(|e| invalid(format!("[pipeline] name: {e}")))?;
+        let concurrency = p.concurrency.unwrap_or(4);
+        if concurrency == 0 || concurrency > 256 {
+            return Err(invalid(format!(
+                "[pipeline] concurrency = {concurrency}: use 1 to 256"
+            )));
+        }
+        let batch_size = p.batch_size.unwrap_or(MAX_BATCH);
+        if batch_size == 0 || batch_size > MAX_BATCH {
+            return Err(invalid(format!(
+                "[pipeline] batch_size = {batch_size}: use 1 to {MAX_BATCH}"
+            )));
+        }
+        let timeout = match p.timeout {
+            Some(t) => Some(
+                crate::window::parse_duration(&t)
+                    .map_err(|e| invalid(format!("[pipeline] timeout = \"{t}\": {e}")))?,
+            ),
+            None => None,
+        };
+
+        let mut source = raw.source;
+        let connector = match source.remove("connector") {
+            Some(toml::Value::String(c)) => c,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "[source] connector must be a string, found {}",
+                    other.type_str()
+                )));
+            }
+            None => {
+                return Err(invalid(
+                    "[source] needs `connector = \"NAME\"`; see `ferry connectors`".into(),
+                ));
+            }
+        };
+        let source = settings("source", source)?;
+
+        let mut transforms = Vec::new();
+        for (i, mut t) in raw.transforms.into_iter().enumerate() {
+            let kind = match t.remove("type") {
+                Some(toml::Value::String(k)) => k,
+                _ => {
+                    return Err(invalid(format!(
+                        "[[transforms]] #{}: needs `type = \"NAME\"`",
+                        i + 1
+                    )));
+                }
+            };
+            let streams = match t.remove("streams") {
+                None => None,
+                Some(v) => Some(Vec::<String>::deserialize(v).map_err(|e| {
+                    invalid(format!(
+                        "[[transforms]] #{} streams: {}",
+                        i + 1,
+                        e.message()
+                    ))
+                })?),
+            };
+            let settings = settings(&format!("transforms#{}", i + 1), t)?;
+            transforms.push(TransformConfig {
+                kind,
+                streams,
+                settings,
+            });
+        }
+
+        let mut sink = raw.sink.unwrap_or_default();
+        let sink_type = match sink.remove("type") {
+            Some(toml::Value::String(k)) => k,
+            Some(_) => return Err(invalid("[sink] type must be a string".into())),
+            None => "sqlite".to_owned(),
+        };
+        let sink = settings("sink", sink)?;
+
+        let mut logging = raw.logging.unwrap_or_default();
+        logging.dir = PathBuf::from(interpolate(
+            &logging.dir.to_string_lossy(),
+            "logging.dir",
+            file,
+        )?);
+
+        Ok(PipelineConfig {
+            file: file.to_owned(),
+            name,
+            description: p.description,
+            concurrency,
+            batch_size,
+            streams: p.streams,
+            timeout,
+            connector,
+            source,
+            transforms,
+            sink_type,
+            sink,
+            logging,
+        })
+    }
+}
+
+/// Replaces `${VAR}` in every string of a table, recursively.
+fn interpolate_table(table: &mut toml::Table, prefix: &str, file: &str) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        interpolate_value(value, &format!("{prefix}.{key}"), file)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(value: &mut toml::Value, key: &str, file: &str) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => *s = interpolate(s, key, file)?,
+        toml::Value::Array(items) => {
+            for item in items {
+                interpolate_value(item, key, file)?;
+            }
+        }
+        toml::Value::Table(t) => interpolate_table(t, key, file)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands `${VAR}` from the environment; `$${` is a literal `${`. Values of variables
+/// whose names look secret (KEY, TOKEN, SECRET, PASSWORD) are registered for redaction.
+pub fn interpolate(text: &str, key: &str, file: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after.find('}').ok_or_else(|| ConfigError::Invalid {
+            file: file.to_owned(),
+            location: String::new(),
+            message: format!("`{key}`: unclosed `${{` in value"),
+        })?;
+        let var = &after[..end];
+        let value = std::env::var(var).map_err(|_| ConfigError::MissingVar {
+            file: file.to_owned(),
+            var: var.to_owned(),
+            key: key.to_owned(),
+        })?;
+        let upper = var.to_ascii_uppercase();
+        if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "DATABASE_URL"]
+            .iter()
+            .any(|w| upper.contains(w))
+        {
+            crate::secret::register(&value);
+        }
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[pipeline]
+name = "t"
+
+[source]
+connector = "synthetic"
+records = 10
+
+[[transforms]]
+type = "drop_fields"
+streams = ["users"]
+fields = ["x"]
+
+[sink]
+type = "sqlite"
+path = "data/t.db"
+"#;
+
+    #[test]
+    fn parses_sections() {
+        let p = PipelineConfig::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(p.connector, "synthetic");
+        assert_eq!(p.sink_type, "sqlite");
+        assert_eq!(
+            p.transforms[0].streams.as_deref(),
+            Some(&["users".to_owned()][..])
+        );
+        assert_eq!(p.concurrency, 4);
+        assert_eq!(p.logging.retention_days, 30);
+    }
+
+    #[test]
+    fn unknown_top_level_key_names_key_and_line() {
+        let text = GOOD.replace("name = \"t\"", "name = \"t\"\nconcurency = 3");
+        let err = PipelineConfig::parse(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("concurency"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn unknown_component_key_names_key_and_line() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Src {
+            records: u32,
+        }
+        let text = GOOD.replace("records = 10", "records = 10\nrecrods = 3");
+        let p = PipelineConfig::parse(&text, "t.toml").unwrap();
+        let err = p.source.parse::<Src>().unwrap_err().to_string();
+        assert!(err.contains("recrods") && err.contains("line 8"), "{err}");
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let text = GOOD.replace(
+            "path = \"data/t.db\"",
+            "path = \"${FERRY_TEST_SURELY_UNSET}/t.db\"",
+        );
+        let p = PipelineConfig::parse(&text, "t.toml").unwrap();
+        let err = p.sink.parse::<toml::Table>().unwrap_err().to_string();
+        assert!(
+            err.contains("FERRY_TEST_SURELY_UNSET") && err.contains("sink.path"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn interpolation_and_escape() {
+        // PATH is set in every environment ferry's tests run in (set_var is unsafe).
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            interpolate("${PATH}/a $${LIT}", "k", "f").unwrap(),
+            format!("{path}/a ${{LIT}}")
+        );
+    }
+}

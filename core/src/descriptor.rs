@@ -1,0 +1,165 @@
+//! Stream descriptors: what a connector declares about each stream it offers.
+
+use std::fmt;
+
+/// SQL type of a typed column. Sinks map these to their own types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    /// Text; numbers and booleans are stored in their JSON text form.
+    Text,
+    /// 64-bit integer; accepts JSON integers, booleans and integral strings.
+    Integer,
+    /// Double; accepts JSON numbers and numeric strings.
+    Real,
+    /// Boolean (0/1 in SQLite).
+    Boolean,
+    /// A timestamp kept as the source's ISO 8601 text (`timestamptz` in Postgres).
+    Timestamp,
+    /// A calendar date `YYYY-MM-DD` (`date` in Postgres).
+    Date,
+}
+
+impl SqlType {
+    /// The name `ferry connectors` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            SqlType::Text => "text",
+            SqlType::Integer => "integer",
+            SqlType::Real => "real",
+            SqlType::Boolean => "boolean",
+            SqlType::Timestamp => "timestamp",
+            SqlType::Date => "date",
+        }
+    }
+}
+
+/// A typed column extracted from the record's JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Column name in the table.
+    pub name: &'static str,
+    /// Its SQL type.
+    pub sql_type: SqlType,
+    /// Dotted path into the record (`"payload.email"`).
+    pub path: &'static str,
+    /// Whether a missing or null value is an error (the primary key columns are).
+    pub required: bool,
+}
+
+impl Column {
+    /// An optional column read from `path`.
+    pub const fn new(name: &'static str, sql_type: SqlType, path: &'static str) -> Self {
+        Column {
+            name,
+            sql_type,
+            path,
+            required: false,
+        }
+    }
+
+    /// A column that must be present and non-null (used for primary keys).
+    pub const fn key(name: &'static str, sql_type: SqlType, path: &'static str) -> Self {
+        Column {
+            name,
+            sql_type,
+            path,
+            required: true,
+        }
+    }
+}
+
+/// How a stream is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Fetched whole each run; no cursor (resumable positions may still be saved).
+    FullRefresh,
+    /// A point-in-time snapshot of current state, fetched each run.
+    Snapshot,
+    /// Only new or changed items, by a cursor field.
+    Incremental {
+        /// The record field the cursor follows.
+        cursor_field: &'static str,
+    },
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncMode::FullRefresh => f.write_str("full refresh"),
+            SyncMode::Snapshot => f.write_str("snapshot"),
+            SyncMode::Incremental { cursor_field } => write!(f, "incremental on {cursor_field}"),
+        }
+    }
+}
+
+/// Whether and how a stream is split into partitions read concurrently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// One partition (named `""`).
+    None,
+    /// Partitions the source lists at run time (e.g. one per campaign).
+    Dynamic {
+        /// What a partition is, for people (`"campaign"`).
+        by: &'static str,
+    },
+}
+
+/// Everything ferry needs to know about a stream, registered with
+/// `inventory::submit!` by its connector.
+#[derive(Debug)]
+pub struct StreamDescriptor {
+    /// The connector that owns the stream.
+    pub connector: &'static str,
+    /// Stream name, unique within its connector.
+    pub name: &'static str,
+    /// Destination table.
+    pub table: &'static str,
+    /// Names of the columns (from `columns`) that form the primary key.
+    pub primary_key: &'static [&'static str],
+    /// Typed columns, including the key columns.
+    pub columns: &'static [Column],
+    /// How the stream is read.
+    pub mode: SyncMode,
+    /// Partitioning.
+    pub partitioning: Partitioning,
+    /// Days re-read behind the cursor on each incremental run (analytics get revised).
+    pub default_lookback_days: u32,
+    /// One line for `ferry connectors`.
+    pub description: &'static str,
+}
+
+inventory::collect!(StreamDescriptor);
+
+impl StreamDescriptor {
+    /// The key columns, in key order.
+    pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.primary_key
+            .iter()
+            .filter_map(|k| self.columns.iter().find(|c| c.name == *k))
+    }
+
+    /// Checks the descriptor is coherent: the key names columns, names are valid SQL
+    /// identifiers, no column repeats.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::ident::validate(self.table).map_err(|e| format!("table: {e}"))?;
+        if self.primary_key.is_empty() {
+            return Err("no primary key".into());
+        }
+        for k in self.primary_key {
+            if !self.columns.iter().any(|c| c.name == *k) {
+                return Err(format!("primary key `{k}` is not a declared column"));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in self.columns {
+            crate::ident::validate(c.name).map_err(|e| format!("column: {e}"))?;
+            if crate::ident::RESERVED_COLUMNS.contains(&c.name) {
+                return Err(format!("column `{}` is reserved for ferry", c.name));
+            }
+            if !seen.insert(c.name) {
+                return Err(format!("column `{}` declared twice", c.name));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,873 @@
+//! The runner: reads stream partitions concurrently, transforms records, and hands the
+//! sink batches that commit with their checkpoint and log rows in one transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::PipelineConfig;
+use crate::descriptor::{Partitioning, StreamDescriptor};
+use crate::error::{ConfigError, SinkError};
+use crate::logging::{self, step};
+use crate::record::Record;
+use crate::registry::Registry;
+use crate::sink::{LockOutcome, RunEnd, RunStart, Sink, StateUpdate, WriteBatch, WriteStats};
+use crate::source::{Checkpoint, Partition, ReadRequest, RunMode, Source};
+use crate::transform::Transform;
+use crate::window::TimeWindow;
+
+/// Why a run could not start (the run itself reports stream failures in its report).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Configuration problem (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The sink failed before or around the run (exit code 1, or 75 when locked).
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl EngineError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Config(_) => 2,
+            EngineError::Sink(SinkError::Locked { .. }) => 75,
+            EngineError::Sink(_) => 1,
+        }
+    }
+}
+
+/// A transform bound to the streams it applies to.
+pub struct BoundTransform {
+    /// Registered name.
+    pub name: String,
+    /// Streams (all when `None`).
+    pub streams: Option<Vec<String>>,
+    /// The transform.
+    pub transform: Box<dyn Transform>,
+}
+
+/// A pipeline ready to run: source, selected streams, transforms, sink.
+pub struct Pipeline {
+    /// The parsed config.
+    pub config: PipelineConfig,
+    /// The configured source.
+    pub source: Arc<dyn Source>,
+    /// Streams this run syncs.
+    pub streams: Vec<&'static StreamDescriptor>,
+    /// Transforms in order.
+    pub transforms: Arc<Vec<BoundTransform>>,
+    /// The sink.
+    pub sink: Box<dyn Sink>,
+}
+
+impl Pipeline {
+    /// Resolves every name in the config against the registry and opens the sink.
+    /// `select` (from `--streams`) overrides the file's stream list.
+    pub fn build(config: PipelineConfig, select: Option<&[String]>) -> Result<Self, EngineError> {
+        let registry = Registry::global()?;
+        let connector = registry.connector(&config.connector)?;
+        let streams = select_streams(registry, &config, select)?;
+        let mut transforms = Vec::new();
+        for t in &config.transforms {
+            let descriptor = registry.transform(&t.kind)?;
+            if let Some(names) = &t.streams {
+                for n in names {
+                    registry.stream(&config.connector, n)?;
+                }
+            }
+            transforms.push(BoundTransform {
+                name: t.kind.clone(),
+                streams: t.streams.clone(),
+                transform: (descriptor.build)(&t.settings)?,
+            });
+        }
+        let sink_descriptor = registry.sink(&config.sink_type)?;
+        let source = (connector.build)(&config.source, &config)?;
+        let sink = (sink_descriptor.open)(&config.sink, &config)?;
+        Ok(Pipeline {
+            config,
+            source,
+            streams,
+            transforms: Arc::new(transforms),
+            sink,
+        })
+    }
+}
+
+/// Selects streams by name, keeping registry order; all when nothing is selected.
+pub fn select_streams(
+    registry: &Registry,
+    config: &PipelineConfig,
+    select: Option<&[String]>,
+) -> Result<Vec<&'static StreamDescriptor>, ConfigError> {
+    let all = registry.streams_of(&config.connector);
+    let wanted = select.or(config.streams.as_deref());
+    match wanted {
+        None => Ok(all.to_vec()),
+        Some(names) => names
+            .iter()
+            .map(|n| registry.stream(&config.connector, n.trim()))
+            .collect(),
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Incremental or full.
+    pub mode: RunMode,
+    /// Date bounds for date-grained streams.
+    pub window: TimeWindow,
+    /// Count, then roll back.
+    pub dry_run: bool,
+    /// Recorded in `sync_runs.arguments` and the START event.
+    pub arguments: Value,
+    /// A lock whose heartbeat is older than this is taken over.
+    pub stale_after: Duration,
+    /// Heartbeat period.
+    pub heartbeat_every: Duration,
+    /// Wait for a held lock instead of failing (polls until free).
+    pub wait_for_lock: bool,
+    /// Cursors to reset before reading (`--rollback`): stream, partition, new cursor.
+    pub state_overrides: Vec<(String, String, Option<Value>)>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            mode: RunMode::Incremental,
+            window: TimeWindow::default(),
+            dry_run: false,
+            arguments: Value::Null,
+            stale_after: Duration::from_secs(120),
+            heartbeat_every: Duration::from_secs(10),
+            wait_for_lock: false,
+            state_overrides: Vec::new(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every stream finished.
+    Ok,
+    /// Some streams failed, others finished.
+    Partial,
+    /// Every stream failed.
+    Failed,
+    /// Stopped by a signal.
+    Interrupted,
+    /// Stopped by the pipeline's time limit.
+    Timeout,
+}
+
+impl RunStatus {
+    /// Text stored in `sync_runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Timeout => "timeout",
+        }
+    }
+
+    /// Process exit code (DESIGN.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Ok => 0,
+            RunStatus::Failed | RunStatus::Timeout => 1,
+            RunStatus::Partial => 3,
+            RunStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// One stream's result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    /// Rows written, by outcome.
+    #[serde(flatten)]
+    pub stats: WriteStats,
+    /// Records read from the source (before transforms dropped any).
+    pub records: u64,
+    /// Pages (source batches) read.
+    pub pages: u64,
+    /// Partitions read.
+    pub partitions: u64,
+    /// `ok`, `failed`, `interrupted`.
+    pub status: String,
+    /// The first error, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time from the stream's start to its last commit.
+    pub duration_ms: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run's batch id.
+    pub batch_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Mode recorded in `sync_runs`.
+    pub mode: String,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// Duration.
+    pub duration_ms: u64,
+    /// Per stream, by name.
+    pub streams: BTreeMap<String, StreamReport>,
+    /// HTTP counters of the source, when it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::http::HttpMetricsSnapshot>,
+}
+
+enum Msg {
+    Batch {
+        stream: &'static StreamDescriptor,
+        partition: String,
+        records: Vec<Record>,
+        checkpoint: Option<Checkpoint>,
+        read: u64,
+        pages: u64,
+        transform_failed: u64,
+    },
+    PartitionDone {
+        stream: &'static str,
+        error: Option<String>,
+        interrupted: bool,
+    },
+    StreamFailed {
+        stream: &'static str,
+        error: String,
+    },
+    StreamDone {
+        stream: &'static str,
+        partitions: u64,
+    },
+}
+
+/// Runs a pipeline once. Stream failures end up in the report; `Err` means the run
+/// could not start (configuration, sink, lock).
+pub async fn run(
+    pipeline: &mut Pipeline,
+    options: RunOptions,
+    cancel: CancellationToken,
+) -> Result<RunReport, EngineError> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    logging::set_batch_id(&batch_id);
+    let name = pipeline.config.name.clone();
+    let mode = if options.dry_run {
+        format!("{}+dry-run", options.mode.as_str())
+    } else {
+        options.mode.as_str().to_owned()
+    };
+
+    let sink = &mut pipeline.sink;
+    sink.init().await?;
+    sink.prepare(&pipeline.streams).await?;
+    let run_start = RunStart {
+        batch_id: batch_id.clone(),
+        pipeline: name.clone(),
+        mode: mode.clone(),
+        arguments: options.arguments.clone(),
+        started_at,
+        stale_after: options.stale_after,
+    };
+    let lock = loop {
+        match sink.begin_run(&run_start).await {
+            Err(SinkError::Locked {
+                batch_id: holder, ..
+            }) if options.wait_for_lock => {
+                info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = cancel.cancelled() => return Err(SinkError::Open("interrupted while waiting for the run lock".into()).into()),
+                }
+            }
+            other => break other?,
+        }
+    };
+    if let LockOutcome::TookOver {
+        batch_id: stale,
+        heartbeat_at,
+    } = &lock
+    {
+        warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process stopped sending heartbeats)");
+    }
+    let stream_names: Vec<&str> = pipeline.streams.iter().map(|s| s.name).collect();
+    info!(
+        step = step::START,
+        connector = %pipeline.config.connector,
+        pipeline = %name,
+        mode = %mode,
+        streams = %stream_names.join(","),
+        arguments = %options.arguments,
+        "sync started"
+    );
+
+    let result = drive(pipeline, &options, &batch_id, cancel.clone()).await;
+    let (streams, interrupted, timed_out) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            error!(step = step::END, error = %e, "sync aborted by a sink error");
+            let end = RunEnd {
+                batch_id: batch_id.clone(),
+                status: "failed".into(),
+                finished_at: Utc::now(),
+                stats: json!({"error": e.to_string()}),
+            };
+            let _ = pipeline.sink.end_run(&end, logging::drain_db_rows()).await;
+            return Err(e.into());
+        }
+    };
+
+    let failed = streams.values().filter(|s| s.status == "failed").count();
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if timed_out {
+        RunStatus::Timeout
+    } else if failed == 0 {
+        RunStatus::Ok
+    } else if failed == streams.len() {
+        RunStatus::Failed
+    } else {
+        RunStatus::Partial
+    };
+    let http = pipeline.source.metrics().map(|m| m.snapshot());
+    let report = RunReport {
+        batch_id: batch_id.clone(),
+        pipeline: name,
+        status,
+        mode,
+        dry_run: options.dry_run,
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        streams,
+        http,
+    };
+    let totals = report
+        .streams
+        .values()
+        .fold(WriteStats::default(), |mut acc, s| {
+            acc.add(&s.stats);
+            acc
+        });
+    let stats = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let msg = format!("sync finished: {}", status.as_str());
+    if status == RunStatus::Ok {
+        info!(
+            step = step::END,
+            status = status.as_str(),
+            inserted = totals.inserted,
+            updated = totals.updated,
+            unchanged = totals.unchanged,
+            failed = totals.failed,
+            duration_ms = report.duration_ms,
+            "{msg}"
+        );
+    } else {
+        warn!(
+            step = step::END,
+            status = status.as_str(),
+            inserted = totals.inserted,
+            updated = totals.updated,
+            unchanged = totals.unchanged,
+            failed = totals.failed,
+            duration_ms = report.duration_ms,
+            "{msg}"
+        );
+    }
+    let end = RunEnd {
+        batch_id,
+        status: status.as_str().into(),
+        finished_at: Utc::now(),
+        stats,
+    };
+    pipeline
+        .sink
+        .end_run(&end, logging::drain_db_rows())
+        .await?;
+    Ok(report)
+}
+
+type DriveResult = (BTreeMap<String, StreamReport>, bool, bool);
+
+async fn drive(
+    pipeline: &mut Pipeline,
+    options: &RunOptions,
+    batch_id: &str,
+    cancel: CancellationToken,
+) -> Result<DriveResult, SinkError> {
+    let name = pipeline.config.name.clone();
+    let sink = &mut pipeline.sink;
+
+    if !options.state_overrides.is_empty() && !options.dry_run {
+        let n = sink
+            .set_state(&name, batch_id, options.state_overrides.clone())
+            .await?;
+        info!(
+            step = "state",
+            cursors = n,
+            "saved cursors reset before reading"
+        );
+    }
+    let mut state: HashMap<(String, String), Value> = HashMap::new();
+    if options.mode == RunMode::Incremental {
+        for e in sink.load_state(&name).await? {
+            state.insert((e.stream, e.partition), e.cursor);
+        }
+        if options.dry_run {
+            for (stream, partition, cursor) in &options.state_overrides {
+                match cursor {
+                    Some(c) => state.insert((stream.clone(), partition.clone()), c.clone()),
+                    None => state.remove(&(stream.clone(), partition.clone())),
+                };
+            }
+        }
+    }
+    let state = Arc::new(state);
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(pipeline.config.concurrency * 2 + 4);
+    let permits = Arc::new(Semaphore::new(pipeline.config.concurrency));
+    let stopped: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+    let now = Utc::now();
+    let mut reports: BTreeMap<String, StreamReport> = BTreeMap::new();
+    let mut stream_started: HashMap<&'static str, Instant> = HashMap::new();
+    for &stream in &pipeline.streams {
+        reports.insert(
+            stream.name.to_owned(),
+            StreamReport {
+                status: "running".into(),
+                ..Default::default()
+            },
+        );
+        stream_started.insert(stream.name, Instant::now());
+        let ctx = ReaderCtx {
+            source: pipeline.source.clone(),
+            transforms: pipeline.transforms.clone(),
+            stream,
+            tx: tx.clone(),
+            permits: permits.clone(),
+            state: state.clone(),
+            stopped: stopped.clone(),
+            cancel: cancel.clone(),
+            mode: options.mode,
+            window: options.window,
+            now,
+            batch_size: pipeline.config.batch_size,
+        };
+        tokio::spawn(read_stream(ctx));
+    }
+    drop(tx);
+
+    let mut heartbeat = tokio::time::interval(options.heartbeat_every);
+    heartbeat.tick().await;
+    let deadline = pipeline
+        .config
+        .timeout
+        .map(|t| tokio::time::Instant::now() + t);
+    let timeout = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timeout);
+    let mut timed_out = false;
+    let mut failures_logged: HashMap<&'static str, u64> = HashMap::new();
+    let mut poisoned: HashSet<(&'static str, String)> = HashSet::new();
+
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = heartbeat.tick() => {
+                if !options.dry_run {
+                    sink.heartbeat(batch_id).await?;
+                }
+                continue;
+            }
+            _ = &mut timeout, if !timed_out => {
+                timed_out = true;
+                warn!(step = step::TIMEOUT, limit_secs = pipeline.config.timeout.map(|t| t.as_secs()).unwrap_or(0), "run time limit reached: stopping after the batches in flight");
+                cancel.cancel();
+                continue;
+            }
+        };
+        match msg {
+            Msg::Batch {
+                stream,
+                partition,
+                records,
+                checkpoint,
+                read,
+                pages,
+                transform_failed,
+            } => {
+                let report = reports.get_mut(stream.name).expect("stream report exists");
+                report.records += read;
+                report.pages += pages;
+                report.stats.failed += transform_failed;
+                if poisoned.contains(&(stream.name, partition.clone())) {
+                    continue;
+                }
+                let logs = logging::drain_db_rows();
+                let (logs, extra_logs) = if options.dry_run {
+                    (Vec::new(), logs)
+                } else {
+                    (logs, Vec::new())
+                };
+                if !extra_logs.is_empty() {
+                    sink.write_logs(extra_logs).await?;
+                }
+                let n = records.len();
+                let batch = WriteBatch {
+                    pipeline: name.clone(),
+                    batch_id: batch_id.to_owned(),
+                    stream,
+                    records,
+                    state: checkpoint.map(|c| StateUpdate {
+                        partition: partition.clone(),
+                        checkpoint: c,
+                    }),
+                    logs,
+                    dry_run: options.dry_run,
+                };
+                match sink.write(batch).await {
+                    Ok(outcome) => {
+                        report.stats.add(&outcome.stats);
+                        report.duration_ms =
+                            stream_started[stream.name].elapsed().as_millis() as u64;
+                        debug!(step = "write", stream = stream.name, partition = %partition, records = n, inserted = outcome.stats.inserted, updated = outcome.stats.updated, unchanged = outcome.stats.unchanged, failed = outcome.stats.failed, "batch committed");
+                        let logged = failures_logged.entry(stream.name).or_default();
+                        for f in outcome.failures {
+                            *logged += 1;
+                            if *logged <= 20 {
+                                warn!(step = "write", stream = stream.name, key = %f.key, reason = %f.reason, "record refused");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        error!(step = "write", stream = stream.name, partition = %partition, error = %e, "batch not stored; the partition stops here and keeps its saved state");
+                        poisoned.insert((stream.name, partition.clone()));
+                        stopped
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(format!("{}/{}", stream.name, partition));
+                        report.status = "failed".into();
+                        report.error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            Msg::PartitionDone {
+                stream,
+                error,
+                interrupted,
+            } => {
+                let report = reports.get_mut(stream).expect("stream report exists");
+                if let Some(e) = error {
+                    report.status = "failed".into();
+                    report.error.get_or_insert(e);
+                } else if interrupted && report.status == "running" {
+                    report.status = "interrupted".into();
+                }
+            }
+            Msg::StreamFailed { stream, error } => {
+                let report = reports.get_mut(stream).expect("stream report exists");
+                report.status = "failed".into();
+                report.error.get_or_insert(error);
+            }
+            Msg::StreamDone { stream, partitions } => {
+                let report = reports.get_mut(stream).expect("stream report exists");
+                report.partitions = partitions;
+                report.duration_ms = stream_started[stream].elapsed().as_millis() as u64;
+                if report.status == "running" {
+                    report.status = if cancel.is_cancelled() {
+                        "interrupted".into()
+                    } else {
+                        "ok".into()
+                    };
+                }
+                let refused = failures_logged.get(stream).copied().unwrap_or(0);
+                if refused > 20 {
+                    warn!(
+                        step = "write",
+                        stream,
+                        more = refused - 20,
+                        "further refused records not logged one by one"
+                    );
+                }
+                let s = &report.stats;
+                let fields = (
+                    s.inserted,
+                    s.updated,
+                    s.unchanged,
+                    s.failed,
+                    report.records,
+                    report.pages,
+                    report.duration_ms,
+                );
+                if report.status == "failed" {
+                    error!(step = step::STREAM_END, stream, status = %report.status, inserted = fields.0, updated = fields.1, unchanged = fields.2, failed = fields.3, records = fields.4, pages = fields.5, duration_ms = fields.6, error = %report.error.clone().unwrap_or_default(), "stream failed");
+                } else {
+                    info!(step = step::STREAM_END, stream, status = %report.status, inserted = fields.0, updated = fields.1, unchanged = fields.2, failed = fields.3, records = fields.4, pages = fields.5, duration_ms = fields.6, "stream finished");
+                }
+            }
+        }
+    }
+    let interrupted = cancel.is_cancelled() && !timed_out;
+    Ok((reports, interrupted, timed_out))
+}
+
+struct ReaderCtx {
+    source: Arc<dyn Source>,
+    transforms: Arc<Vec<BoundTransform>>,
+    stream: &'static StreamDescriptor,
+    tx: mpsc::Sender<Msg>,
+    permits: Arc<Semaphore>,
+    state: Arc<HashMap<(String, String), Value>>,
+    stopped: Arc<Mutex<HashSet<String>>>,
+    cancel: CancellationToken,
+    mode: RunMode,
+    window: TimeWindow,
+    now: DateTime<Utc>,
+    batch_size: usize,
+}
+
+async fn read_stream(ctx: ReaderCtx) {
+    let stream = ctx.stream;
+    let partitions = match stream.partitioning {
+        Partitioning::None => Ok(vec![Partition::whole()]),
+        Partitioning::Dynamic { .. } => {
+            let _permit = ctx.permits.acquire().await;
+            ctx.source.partitions(stream).await
+        }
+    };
+    let partitions = match partitions {
+        Ok(p) => p,
+        Err(e) => {
+            error!(step = "fetch", stream = stream.name, status = e.status(), error = %e, "could not list the stream's partitions");
+            let _ = ctx
+                .tx
+                .send(Msg::StreamFailed {
+                    stream: stream.name,
+                    error: e.to_string(),
+                })
+                .await;
+            let _ = ctx
+                .tx
+                .send(Msg::StreamDone {
+                    stream: stream.name,
+                    partitions: 0,
+                })
+                .await;
+            return;
+        }
+    };
+    let count = partitions.len() as u64;
+    let ctx = Arc::new(ctx);
+    let mut set = tokio::task::JoinSet::new();
+    for partition in partitions {
+        let ctx = ctx.clone();
+        set.spawn(async move {
+            let Ok(_permit) = ctx.permits.clone().acquire_owned().await else {
+                return;
+            };
+            read_partition(&ctx, partition).await;
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            let error = format!("reader task ended abnormally: {e}");
+            error!(step = "fetch", stream = stream.name, error = %error, "stream reader crashed");
+            let _ = ctx
+                .tx
+                .send(Msg::PartitionDone {
+                    stream: stream.name,
+                    error: Some(error),
+                    interrupted: false,
+                })
+                .await;
+        }
+    }
+    let _ = ctx
+        .tx
+        .send(Msg::StreamDone {
+            stream: stream.name,
+            partitions: count,
+        })
+        .await;
+}
+
+async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
+    let stream = ctx.stream;
+    let key = (stream.name.to_owned(), partition.key.clone());
+    let stop_key = format!("{}/{}", stream.name, partition.key);
+    let request = ReadRequest {
+        stream,
+        partition: partition.clone(),
+        state: ctx.state.get(&key).cloned(),
+        mode: ctx.mode,
+        window: ctx.window,
+        now: ctx.now,
+    };
+    debug!(step = "fetch", stream = stream.name, partition = %partition.key, resume = request.state.is_some(), "reading partition");
+    let mut source = ctx.source.read(request);
+    let mut buffer: Vec<Record> = Vec::new();
+    let mut pending: Option<Checkpoint> = None;
+    let (mut read, mut pages, mut transform_failed) = (0u64, 0u64, 0u64);
+    let mut last_flush = Instant::now();
+    let mut error = None;
+    let mut interrupted = false;
+
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => { interrupted = true; break }
+            n = source.next() => n,
+        };
+        let batch = match next {
+            None => break,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                error!(step = "fetch", stream = stream.name, partition = %partition.key, page = pages + 1, status = e.status(), error = %e, "stream read failed; its saved state stays where the last committed batch left it");
+                error = Some(e.to_string());
+                break;
+            }
+        };
+        pages += 1;
+        read += batch.records.len() as u64;
+        for record in batch.records {
+            match apply_transforms(&ctx.transforms, stream.name, record) {
+                Ok(Some(r)) => buffer.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    transform_failed += 1;
+                    warn!(step = "transform", stream = stream.name, error = %e, "record dropped by a failing transform");
+                }
+            }
+        }
+        if batch.checkpoint.is_some() {
+            pending = batch.checkpoint;
+        }
+        if ctx
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&stop_key)
+        {
+            return;
+        }
+        while buffer.len() > ctx.batch_size {
+            let rest = buffer.split_off(ctx.batch_size);
+            let chunk = std::mem::replace(&mut buffer, rest);
+            let counts = (
+                std::mem::take(&mut read),
+                std::mem::take(&mut pages),
+                std::mem::take(&mut transform_failed),
+            );
+            if !send(ctx, &partition, chunk, None, counts).await {
+                return;
+            }
+            last_flush = Instant::now();
+        }
+        if buffer.len() == ctx.batch_size
+            || (pending.is_some() && last_flush.elapsed() > Duration::from_secs(2))
+        {
+            let counts = (
+                std::mem::take(&mut read),
+                std::mem::take(&mut pages),
+                std::mem::take(&mut transform_failed),
+            );
+            if !send(
+                ctx,
+                &partition,
+                std::mem::take(&mut buffer),
+                pending.take(),
+                counts,
+            )
+            .await
+            {
+                return;
+            }
+            last_flush = Instant::now();
+        }
+    }
+    // Whatever was read completely is committed, with its checkpoint, even when the
+    // partition failed later or the run was interrupted: state never runs ahead of data.
+    if !buffer.is_empty() || pending.is_some() || read > 0 || pages > 0 {
+        let counts = (read, pages, transform_failed);
+        if !send(ctx, &partition, buffer, pending, counts).await {
+            return;
+        }
+    }
+    let _ = ctx
+        .tx
+        .send(Msg::PartitionDone {
+            stream: stream.name,
+            error,
+            interrupted,
+        })
+        .await;
+}
+
+async fn send(
+    ctx: &ReaderCtx,
+    partition: &Partition,
+    records: Vec<Record>,
+    checkpoint: Option<Checkpoint>,
+    (read, pages, transform_failed): (u64, u64, u64),
+) -> bool {
+    ctx.tx
+        .send(Msg::Batch {
+            stream: ctx.stream,
+            partition: partition.key.clone(),
+            records,
+            checkpoint,
+            read,
+            pages,
+            transform_failed,
+        })
+        .await
+        .is_ok()
+}
+
+fn apply_transforms(
+    transforms: &[BoundTransform],
+    stream: &str,
+    mut record: Record,
+) -> Result<Option<Record>, crate::error::TransformError> {
+    for t in transforms {
+        if let Some(names) = &t.streams
+            && !names.iter().any(|n| n == stream)
+        {
+            continue;
+        }
+        match t.transform.apply(record)? {
+            Some(r) => record = r,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(record))
+}

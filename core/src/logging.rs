@@ -1,0 +1,359 @@
+//! Logging: one event model, three tiers.
+//!
+//! Every `tracing` event becomes a [`LogEvent`] (batch id, time, level, step, message,
+//! meta, connector, stream) and goes to: the console (human lines), `logs/YYYY-MM-DD.jsonl`
+//! (every event), `logs/errors/YYYY-MM-DD.log` (errors only), and, for the events that
+//! matter to monitoring, the `sync_logs` table (through [`drain_db_rows`], written by the
+//! engine inside its transactions). Known secrets are redacted in every tier.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::sink::LogRow;
+
+/// Steps whose events always reach `sync_logs` (besides warnings and errors).
+pub mod step {
+    /// A run started.
+    pub const START: &str = "START";
+    /// A run ended.
+    pub const END: &str = "END";
+    /// A run hit its time limit.
+    pub const TIMEOUT: &str = "TIMEOUT";
+    /// A stream finished (its summary).
+    pub const STREAM_END: &str = "STREAM_END";
+    /// A migration of the database.
+    pub const MIGRATE: &str = "MIGRATE";
+}
+
+const DB_STEPS: &[&str] = &[
+    step::START,
+    step::END,
+    step::TIMEOUT,
+    step::STREAM_END,
+    step::MIGRATE,
+];
+
+/// One event, as written to the JSONL file.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEvent {
+    /// The run (empty outside runs).
+    pub batch_id: String,
+    /// When.
+    pub timestamp: DateTime<Utc>,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG`, `TRACE`.
+    pub level: &'static str,
+    /// What part of the work.
+    pub step: String,
+    /// The message.
+    pub message: String,
+    /// Other fields.
+    pub meta: Map<String, Value>,
+    /// Connector, where relevant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// Stream, where relevant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
+static BATCH_ID: RwLock<String> = RwLock::new(String::new());
+static DB_ROWS: Mutex<Vec<LogRow>> = Mutex::new(Vec::new());
+
+/// Sets the batch id stamped on every event from now on.
+pub fn set_batch_id(id: &str) {
+    *BATCH_ID.write().unwrap_or_else(|e| e.into_inner()) = id.to_owned();
+}
+
+fn batch_id() -> String {
+    BATCH_ID.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Takes the `sync_logs` rows collected since the last call.
+pub fn drain_db_rows() -> Vec<LogRow> {
+    std::mem::take(&mut *DB_ROWS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+#[derive(Default)]
+struct FieldVisitor {
+    message: String,
+    step: Option<String>,
+    connector: Option<String>,
+    stream: Option<String>,
+    meta: Map<String, Value>,
+}
+
+impl FieldVisitor {
+    fn put(&mut self, field: &Field, value: Value) {
+        let text = || match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match field.name() {
+            "message" => self.message = text(),
+            "step" => self.step = Some(text()),
+            "connector" => self.connector = Some(text()),
+            "stream" => self.stream = Some(text()),
+            name => {
+                self.meta.insert(name.to_owned(), value);
+            }
+        }
+    }
+}
+
+impl Visit for FieldVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::String(crate::secret::redact(value)));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::from(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(
+            field,
+            Value::String(crate::secret::redact(&format!("{value:?}"))),
+        );
+    }
+}
+
+fn build_event(event: &Event<'_>) -> LogEvent {
+    let mut v = FieldVisitor::default();
+    event.record(&mut v);
+    LogEvent {
+        batch_id: batch_id(),
+        timestamp: Utc::now(),
+        level: level_name(event.metadata().level()),
+        step: v.step.unwrap_or_else(|| "run".to_owned()),
+        message: v.message,
+        meta: v.meta,
+        connector: v.connector,
+        stream: v.stream,
+    }
+}
+
+/// A human line: `HH:MM:SS LEVEL [stream] message k=v ...`.
+pub fn human_line(e: &LogEvent, with_date: bool) -> String {
+    let mut line = String::new();
+    let ts = if with_date {
+        e.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true)
+    } else {
+        e.timestamp.format("%H:%M:%S").to_string()
+    };
+    let _ = write!(line, "{ts} {:<5} ", e.level);
+    if let Some(s) = &e.stream {
+        let _ = write!(line, "[{s}] ");
+    }
+    line.push_str(&e.message);
+    for (k, v) in &e.meta {
+        match v {
+            Value::String(s) => {
+                let _ = write!(line, " {k}={s}");
+            }
+            other => {
+                let _ = write!(line, " {k}={other}");
+            }
+        }
+    }
+    line
+}
+
+/// Where the three tiers go.
+struct TierLayer {
+    console: bool,
+    jsonl: Option<Mutex<NonBlocking>>,
+    errors: Option<Mutex<NonBlocking>>,
+    console_level: LevelFilter,
+}
+
+impl<S: Subscriber> Layer<S> for TierLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let level = *event.metadata().level();
+        let e = build_event(event);
+        if self.console && self.console_level >= level {
+            eprintln!("{}", human_line(&e, false));
+        }
+        if let Some(w) = &self.jsonl
+            && let Ok(mut line) = serde_json::to_vec(&e)
+        {
+            line.push(b'\n');
+            let _ = w.lock().unwrap_or_else(|e| e.into_inner()).write_all(&line);
+        }
+        if level == Level::ERROR
+            && let Some(w) = &self.errors
+        {
+            let line = human_line(&e, true) + "\n";
+            let _ = w
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(line.as_bytes());
+        }
+        if level <= Level::WARN || DB_STEPS.contains(&e.step.as_str()) {
+            let mut meta = e.meta.clone();
+            if let Some(c) = &e.connector {
+                meta.insert("connector".into(), Value::String(c.clone()));
+            }
+            if let Some(s) = &e.stream {
+                meta.insert("stream".into(), Value::String(s.clone()));
+            }
+            DB_ROWS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(LogRow {
+                    batch_id: e.batch_id,
+                    level: e.level.to_owned(),
+                    step: e.step,
+                    message: e.message,
+                    meta: Value::Object(meta),
+                    created_at: e.timestamp,
+                });
+        }
+    }
+}
+
+/// Keeps the file writers flushing; drop it last (flushes on drop).
+pub struct LogGuard {
+    _guards: Vec<WorkerGuard>,
+}
+
+/// Console options.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleOptions {
+    /// Print events to stderr at all.
+    pub enabled: bool,
+    /// The most verbose level printed.
+    pub level: LevelFilter,
+}
+
+/// Installs the global subscriber. With `dir`, the JSONL and errors files are written
+/// under it (created if missing).
+pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogGuard> {
+    let mut guards = Vec::new();
+    let mut open = |dir: &Path, suffix: &str| -> std::io::Result<Mutex<NonBlocking>> {
+        std::fs::create_dir_all(dir)?;
+        let appender = RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_suffix(suffix)
+            .build(dir)
+            .map_err(std::io::Error::other)?;
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(appender);
+        guards.push(guard);
+        Ok(Mutex::new(writer))
+    };
+    let (jsonl, errors) = match dir {
+        Some(d) => (
+            Some(open(d, "jsonl")?),
+            Some(open(&d.join("errors"), "log")?),
+        ),
+        None => (None, None),
+    };
+    let filter = Targets::new()
+        .with_target("ferry", LevelFilter::DEBUG)
+        .with_target("ferry_core", LevelFilter::DEBUG)
+        .with_target("ferry_sinks", LevelFilter::DEBUG)
+        .with_target("ferry_instantly", LevelFilter::DEBUG)
+        .with_target("ferry_hubspot", LevelFilter::DEBUG)
+        .with_target("ferry_synthetic", LevelFilter::DEBUG)
+        .with_default(LevelFilter::WARN);
+    let layer = TierLayer {
+        console: console.enabled,
+        jsonl,
+        errors,
+        console_level: console.level,
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init()
+        .map_err(std::io::Error::other)?;
+    Ok(LogGuard { _guards: guards })
+}
+
+/// Deletes daily log files (`YYYY-MM-DD.jsonl`, `errors/YYYY-MM-DD.log`) dated before
+/// `before`; returns how many were removed.
+pub fn prune_files(dir: &Path, before: chrono::NaiveDate) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for sub in [dir.to_path_buf(), dir.join("errors")] {
+        let entries = match std::fs::read_dir(&sub) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stem = name
+                .strip_suffix(".jsonl")
+                .or_else(|| name.strip_suffix(".log"));
+            if let Some(date) =
+                stem.and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                && date < before
+            {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_removes_only_old_dated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("errors")).unwrap();
+        for f in [
+            "2020-01-01.jsonl",
+            "2030-01-01.jsonl",
+            "errors/2020-01-01.log",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let n = prune_files(
+            dir.path(),
+            chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert!(dir.path().join("2030-01-01.jsonl").exists());
+        assert!(dir.path().join("notes.txt").exists());
+        assert!(!dir.path().join("errors/2020-01-01.log").exists());
+    }
+}

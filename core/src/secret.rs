@@ -1,0 +1,99 @@
+//! Secrets: a type that never prints its value, and redaction of known secrets
+//! from any text that leaves the process (logs, tables, errors).
+
+use std::fmt;
+use std::sync::{OnceLock, RwLock};
+
+use serde::{Deserialize, Deserializer};
+
+static KNOWN: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
+
+fn known() -> &'static RwLock<Vec<String>> {
+    KNOWN.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Remembers a secret value so that [`redact`] hides it everywhere.
+/// Values shorter than 4 characters are not registered (they would redact noise).
+pub fn register(value: &str) {
+    if value.len() < 4 {
+        return;
+    }
+    let mut list = known().write().unwrap_or_else(|e| e.into_inner());
+    if !list.iter().any(|v| v == value) {
+        list.push(value.to_owned());
+        // Longest first, so a secret containing another is replaced whole.
+        list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+}
+
+/// Replaces every registered secret in `text` with `***`.
+pub fn redact(text: &str) -> String {
+    let list = known().read().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for secret in list.iter() {
+        if out.contains(secret.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(secret.as_str(), "***"));
+        }
+    }
+    out.into_owned()
+}
+
+/// Whether any secret is registered (lets hot paths skip [`redact`]).
+pub fn any_registered() -> bool {
+    !known().read().unwrap_or_else(|e| e.into_inner()).is_empty()
+}
+
+/// A secret setting (API key, token, password). `Debug` and `Display` print `***`;
+/// the value is registered for redaction as soon as it is loaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps and registers a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        let value = value.into();
+        register(&value);
+        Secret(value)
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints_and_is_redacted() {
+        let s = Secret::new("sk-test-ABCDEF123");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(redact("key=sk-test-ABCDEF123&x"), "key=***&x");
+        assert_eq!(s.expose(), "sk-test-ABCDEF123");
+    }
+}

@@ -1,0 +1,243 @@
+//! The `Sink` trait and the values that cross it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::descriptor::StreamDescriptor;
+use crate::error::SinkError;
+use crate::record::Record;
+use crate::source::Checkpoint;
+
+/// A state change committed together with a batch.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    /// Partition key (`""` when unpartitioned).
+    pub partition: String,
+    /// What to do with the partition's cursor.
+    pub checkpoint: Checkpoint,
+}
+
+/// Everything one transaction writes.
+#[derive(Debug)]
+pub struct WriteBatch {
+    /// Pipeline name (state and runs are per pipeline).
+    pub pipeline: String,
+    /// The run's batch id, stored in `sync_batch_id`.
+    pub batch_id: String,
+    /// The stream the records belong to.
+    pub stream: &'static StreamDescriptor,
+    /// Up to 500 records.
+    pub records: Vec<Record>,
+    /// The checkpoint valid once these records are stored.
+    pub state: Option<StateUpdate>,
+    /// `sync_logs` rows produced since the previous write.
+    pub logs: Vec<LogRow>,
+    /// Count what would change, then roll back.
+    pub dry_run: bool,
+}
+
+/// A record the sink refused, with its key where it had one.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordFailure {
+    /// The primary key as text (`?` when the key itself was the problem).
+    pub key: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Per-write counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WriteStats {
+    /// Rows created.
+    pub inserted: u64,
+    /// Rows whose merged JSON changed.
+    pub updated: u64,
+    /// Rows seen again with nothing new.
+    pub unchanged: u64,
+    /// Records refused (bad key, wrong type for a typed column).
+    pub failed: u64,
+}
+
+impl WriteStats {
+    /// Adds another write's counts.
+    pub fn add(&mut self, other: &WriteStats) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.failed += other.failed;
+    }
+
+    /// Records handled.
+    pub fn total(&self) -> u64 {
+        self.inserted + self.updated + self.unchanged + self.failed
+    }
+}
+
+/// The result of one write.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Counts.
+    pub stats: WriteStats,
+    /// The refused records.
+    pub failures: Vec<RecordFailure>,
+}
+
+/// A `sync_logs` row.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    /// Run it belongs to.
+    pub batch_id: String,
+    /// `INFO`, `WARN`, `ERROR`.
+    pub level: String,
+    /// What part of the work (`START`, `END`, `STREAM_END`, `fetch`, `write`, ...).
+    pub step: String,
+    /// The message.
+    pub message: String,
+    /// Structured context.
+    pub meta: Value,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A saved cursor.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateEntry {
+    /// Stream name.
+    pub stream: String,
+    /// Partition key.
+    pub partition: String,
+    /// The cursor.
+    pub cursor: Value,
+    /// Run that saved it.
+    pub batch_id: String,
+    /// When.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The `sync_runs` row written when a run starts.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// New batch id (UUID v7).
+    pub batch_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `incremental`, `full`, `dry-run`, ...
+    pub mode: String,
+    /// The run's arguments (streams, window, flags).
+    pub arguments: Value,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// A lock whose heartbeat is older than this is stale and may be taken over.
+    pub stale_after: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    /// Batch id.
+    pub batch_id: String,
+    /// `ok`, `partial`, `failed`, `interrupted`, `timeout`.
+    pub status: String,
+    /// End time.
+    pub finished_at: DateTime<Utc>,
+    /// Per-stream statistics as JSON.
+    pub stats: Value,
+}
+
+/// A `sync_runs` row as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Batch id.
+    pub batch_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Mode.
+    pub mode: String,
+    /// Arguments.
+    pub arguments: Value,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End, once finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Status (`running` while it runs).
+    pub status: String,
+    /// Per-stream statistics.
+    pub stats: Value,
+    /// Last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// What `begin_run` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockOutcome {
+    /// The run holds the lock.
+    Acquired,
+    /// The run holds the lock after taking over a stale one from `batch_id`.
+    TookOver {
+        /// The stale run.
+        batch_id: String,
+        /// Its last heartbeat.
+        heartbeat_at: DateTime<Utc>,
+    },
+}
+
+/// A destination for records, state, run history and monitoring logs.
+///
+/// One sink instance serves one run; the engine calls it from a single task.
+#[async_trait]
+pub trait Sink: Send {
+    /// Applies the framework migrations (`sync_logs`, `sync_runs`, `sync_state`).
+    async fn init(&mut self) -> Result<(), SinkError>;
+
+    /// Creates or migrates the tables of these streams (adds new typed columns in place).
+    async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError>;
+
+    /// Takes the pipeline's run lock and records the run as `running`.
+    /// Fails with [`SinkError::Locked`] while another live run holds it.
+    async fn begin_run(&mut self, run: &RunStart) -> Result<LockOutcome, SinkError>;
+
+    /// Refreshes the run's heartbeat.
+    async fn heartbeat(&mut self, batch_id: &str) -> Result<(), SinkError>;
+
+    /// Records the run's end and releases the lock, with the last log rows.
+    async fn end_run(&mut self, end: &RunEnd, logs: Vec<LogRow>) -> Result<(), SinkError>;
+
+    /// Saved cursors of a pipeline.
+    async fn load_state(&mut self, pipeline: &str) -> Result<Vec<StateEntry>, SinkError>;
+
+    /// Stores records, their checkpoint and log rows in one transaction.
+    async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError>;
+
+    /// Stores log rows on their own.
+    async fn write_logs(&mut self, logs: Vec<LogRow>) -> Result<(), SinkError>;
+
+    /// Replaces saved cursors (`--rollback`, `state reset`): for each entry, `None` clears.
+    /// Returns how many cursors changed.
+    async fn set_state(
+        &mut self,
+        pipeline: &str,
+        batch_id: &str,
+        entries: Vec<(String, String, Option<Value>)>,
+    ) -> Result<u64, SinkError>;
+
+    /// Recent runs, newest first.
+    async fn recent_runs(
+        &mut self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, SinkError>;
+
+    /// Recent `sync_logs` rows at WARN or ERROR, newest first, optionally for one run.
+    async fn recent_errors(
+        &mut self,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError>;
+
+    /// Deletes `sync_logs` rows older than `before`; returns how many.
+    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError>;
+}

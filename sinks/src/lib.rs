@@ -1,0 +1,9 @@
+//! ferry-sinks: where records land. SQLite (embedded default) and JSONL.
+//!
+//! Architecture invariant: sinks depend only on ferry-core and never do HTTP.
+
+pub mod jsonl;
+pub mod sqlite;
+
+pub use jsonl::JsonlSink;
+pub use sqlite::SqliteSink;

@@ -1,0 +1,779 @@
+//! The SQLite sink: the embedded default.
+//!
+//! WAL, `busy_timeout`, one writer, cached prepared statements, one transaction per
+//! batch holding the records, their checkpoint and their log rows.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ferry_core::async_trait;
+use ferry_core::config::{PipelineConfig, Settings};
+use ferry_core::descriptor::{SqlType, StreamDescriptor};
+use ferry_core::error::SinkError;
+use ferry_core::ident::{self, quote};
+use ferry_core::record::merge_objects;
+use ferry_core::registry::SinkDescriptor;
+use ferry_core::sink::{
+    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch,
+    WriteOutcome,
+};
+use ferry_core::source::Checkpoint;
+use ferry_core::typed::{self, TypedValue};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Framework migrations, in order.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_framework",
+    include_str!("../../migrations/sqlite/0001_framework.sql"),
+)];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteSettings {
+    /// Database file (default `data/<pipeline>.db`).
+    #[serde(default)]
+    path: Option<PathBuf>,
+    /// How long a write waits for another writer, in milliseconds.
+    #[serde(default = "default_busy")]
+    busy_timeout_ms: u64,
+}
+
+fn default_busy() -> u64 {
+    5_000
+}
+
+/// The SQLite sink.
+pub struct SqliteSink {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub(crate) fn now_text() -> String {
+    ts_text(Utc::now())
+}
+
+pub(crate) fn ts_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Runs blocking database work without stalling the async runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
+    let s: SqliteSettings = settings
+        .parse()
+        .map_err(|e| SinkError::Open(e.to_string()))?;
+    let path = s
+        .path
+        .unwrap_or_else(|| PathBuf::from(format!("data/{}.db", pipeline.name)));
+    Ok(Box::new(SqliteSink::open(
+        &path,
+        Duration::from_millis(s.busy_timeout_ms),
+    )?))
+}
+
+ferry_core::inventory::submit! {
+    SinkDescriptor {
+        name: "sqlite",
+        description: "SQLite file (embedded default): path = \"data/NAME.db\"",
+        open,
+    }
+}
+
+impl SqliteSink {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, SinkError> {
+        let cannot = |e: &dyn std::fmt::Display| {
+            SinkError::Open(format!(
+                "cannot open SQLite database {}: {e}; check that the directory exists or can be created and is writable",
+                path.display()
+            ))
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| cannot(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| cannot(&e))?;
+        conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| cannot(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+        )
+        .map_err(|e| cannot(&e))?;
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(SqliteSink {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection (read-only use by tools such as `ferry status` and tests).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn migrate(&mut self) -> Result<(), SinkError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| SinkError::db("starting migration", e))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS ferry_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .map_err(|e| SinkError::db("creating ferry_migrations", e))?;
+        for (version, sql) in MIGRATIONS {
+            let done: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM ferry_migrations WHERE version = ?1)",
+                    [version],
+                    |r| r.get(0),
+                )
+                .map_err(|e| SinkError::db("reading ferry_migrations", e))?;
+            if !done {
+                tx.execute_batch(sql)
+                    .map_err(|e| SinkError::db(format!("applying migration {version}"), e))?;
+                tx.execute(
+                    "INSERT INTO ferry_migrations (version, applied_at) VALUES (?1, ?2)",
+                    params![version, now_text()],
+                )
+                .map_err(|e| SinkError::db("recording migration", e))?;
+            }
+        }
+        tx.commit()
+            .map_err(|e| SinkError::db("committing migration", e))
+    }
+
+    fn existing_columns(&self, table: &str) -> Result<Vec<String>, SinkError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(table)))
+            .map_err(|e| SinkError::db(format!("inspecting {table}"), e))?;
+        let cols = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| SinkError::db(format!("inspecting {table}"), e))?;
+        Ok(cols)
+    }
+
+    fn prepare_stream(&mut self, s: &StreamDescriptor) -> Result<(), SinkError> {
+        ident::validate(s.table).map_err(SinkError::Schema)?;
+        let existing = self.existing_columns(s.table)?;
+        if existing.is_empty() {
+            let mut cols = Vec::new();
+            for c in s.key_columns() {
+                cols.push(format!(
+                    "{} {} NOT NULL",
+                    quote(c.name),
+                    sql_type(c.sql_type)
+                ));
+            }
+            for c in typed::value_columns(s) {
+                cols.push(format!("{} {}", quote(c.name), sql_type(c.sql_type)));
+            }
+            cols.push("raw_json TEXT NOT NULL".into());
+            cols.push("sync_batch_id TEXT".into());
+            cols.push("first_sync_batch_id TEXT".into());
+            let now = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+            cols.push(format!("synced_at TEXT NOT NULL DEFAULT {now}"));
+            cols.push(format!("created_at TEXT NOT NULL DEFAULT {now}"));
+            cols.push(format!("updated_at TEXT NOT NULL DEFAULT {now}"));
+            let key: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
+            cols.push(format!("UNIQUE ({})", key.join(", ")));
+            let sql = format!(
+                "CREATE TABLE {} (\n  {}\n)",
+                quote(s.table),
+                cols.join(",\n  ")
+            );
+            self.conn
+                .execute_batch(&sql)
+                .map_err(|e| SinkError::db(format!("creating table {}", s.table), e))?;
+            let idx = format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (sync_batch_id)",
+                quote(&format!("idx_{}_sync_batch_id", s.table)),
+                quote(s.table)
+            );
+            self.conn
+                .execute_batch(&idx)
+                .map_err(|e| SinkError::db(format!("indexing {}", s.table), e))?;
+            tracing::info!(step = "schema", table = s.table, "created table");
+            return Ok(());
+        }
+        let has = |name: &str| existing.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let mut added = Vec::new();
+        for c in s.columns {
+            if !has(c.name) {
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    quote(s.table),
+                    quote(c.name),
+                    sql_type(c.sql_type)
+                );
+                self.conn.execute_batch(&sql).map_err(|e| {
+                    SinkError::db(format!("adding column {}.{}", s.table, c.name), e)
+                })?;
+                added.push(c.name);
+            }
+        }
+        for (name, decl) in [
+            ("raw_json", "TEXT NOT NULL DEFAULT '{}'"),
+            ("sync_batch_id", "TEXT"),
+            ("first_sync_batch_id", "TEXT"),
+            ("synced_at", "TEXT"),
+            ("created_at", "TEXT"),
+            ("updated_at", "TEXT"),
+        ] {
+            if !has(name) {
+                let sql = format!("ALTER TABLE {} ADD COLUMN {name} {decl}", quote(s.table));
+                self.conn
+                    .execute_batch(&sql)
+                    .map_err(|e| SinkError::db(format!("adding column {}.{name}", s.table), e))?;
+                added.push(name);
+            }
+        }
+        if !added.is_empty() {
+            tracing::info!(step = "schema", table = s.table, columns = %added.join(","), "added columns to existing table");
+        }
+        Ok(())
+    }
+}
+
+fn sql_type(t: SqlType) -> &'static str {
+    match t {
+        SqlType::Text | SqlType::Timestamp | SqlType::Date => "TEXT",
+        SqlType::Integer | SqlType::Boolean => "INTEGER",
+        SqlType::Real => "REAL",
+    }
+}
+
+fn to_sql(v: TypedValue) -> SqlValue {
+    match v {
+        TypedValue::Null => SqlValue::Null,
+        TypedValue::Text(s) => SqlValue::Text(s),
+        TypedValue::Integer(i) => SqlValue::Integer(i),
+        TypedValue::Real(f) => SqlValue::Real(f),
+        TypedValue::Bool(b) => SqlValue::Integer(i64::from(b)),
+    }
+}
+
+/// The three statements one stream's upsert needs.
+struct StreamSql {
+    select: String,
+    insert: String,
+    update: String,
+}
+
+fn stream_sql(s: &StreamDescriptor) -> StreamSql {
+    let t = quote(s.table);
+    let value_cols: Vec<&str> = typed::value_columns(s).map(|c| c.name).collect();
+    let key_where: Vec<String> = s
+        .primary_key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{} = ?{}", quote(k), i + 1))
+        .collect();
+    let mut select_cols = vec!["rowid".to_owned(), "raw_json".to_owned()];
+    select_cols.extend(value_cols.iter().map(|c| quote(c)));
+    let select = format!(
+        "SELECT {} FROM {t} WHERE {}",
+        select_cols.join(", "),
+        key_where.join(" AND ")
+    );
+    let mut insert_cols: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
+    insert_cols.extend(value_cols.iter().map(|c| quote(c)));
+    for c in [
+        "raw_json",
+        "sync_batch_id",
+        "first_sync_batch_id",
+        "synced_at",
+        "created_at",
+        "updated_at",
+    ] {
+        insert_cols.push(c.to_owned());
+    }
+    let placeholders: Vec<String> = (1..=insert_cols.len()).map(|i| format!("?{i}")).collect();
+    let insert = format!(
+        "INSERT INTO {t} ({}) VALUES ({})",
+        insert_cols.join(", "),
+        placeholders.join(", ")
+    );
+    let mut sets: Vec<String> = value_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
+        .collect();
+    let n = value_cols.len();
+    sets.push(format!("raw_json = ?{}", n + 1));
+    sets.push(format!("sync_batch_id = ?{}", n + 2));
+    sets.push(format!("synced_at = ?{}", n + 3));
+    sets.push(format!("updated_at = ?{}", n + 3));
+    let update = format!(
+        "UPDATE {t} SET {} WHERE rowid = ?{}",
+        sets.join(", "),
+        n + 4
+    );
+    StreamSql {
+        select,
+        insert,
+        update,
+    }
+}
+
+enum Upsert {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+fn upsert_one(
+    tx: &Transaction<'_>,
+    s: &StreamDescriptor,
+    sql: &StreamSql,
+    record: Map<String, Value>,
+    batch_id: &str,
+    now: &str,
+) -> Result<Upsert, Result<RecordFailure, rusqlite::Error>> {
+    let values = typed::row_values(s, &record).map_err(|reason| {
+        let key = typed::key_of(s, &record)
+            .map(|k| typed::key_text(&k))
+            .unwrap_or_else(|_| "?".into());
+        Ok(RecordFailure { key, reason })
+    })?;
+    let key_sql: Vec<SqlValue> = values.key.iter().cloned().map(to_sql).collect();
+    let mut select = tx.prepare_cached(&sql.select).map_err(Err)?;
+    let existing = select
+        .query_row(rusqlite::params_from_iter(key_sql.iter()), |row| {
+            let rowid: i64 = row.get(0)?;
+            let raw: String = row.get(1)?;
+            let mut old_cols = Vec::with_capacity(values.columns.len());
+            for i in 0..values.columns.len() {
+                old_cols.push(row.get::<_, SqlValue>(i + 2)?);
+            }
+            Ok((rowid, raw, old_cols))
+        })
+        .optional()
+        .map_err(Err)?;
+    match existing {
+        None => {
+            let raw = serde_json::to_string(&record)
+                .map_err(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            let mut params: Vec<SqlValue> = key_sql;
+            params.extend(
+                values
+                    .columns
+                    .into_iter()
+                    .map(|c| c.map(to_sql).unwrap_or(SqlValue::Null)),
+            );
+            params.push(SqlValue::Text(raw));
+            params.push(SqlValue::Text(batch_id.to_owned()));
+            params.push(SqlValue::Text(batch_id.to_owned()));
+            for _ in 0..3 {
+                params.push(SqlValue::Text(now.to_owned()));
+            }
+            let mut insert = tx.prepare_cached(&sql.insert).map_err(Err)?;
+            insert
+                .execute(rusqlite::params_from_iter(params.iter()))
+                .map_err(Err)?;
+            Ok(Upsert::Inserted)
+        }
+        Some((rowid, raw, old_cols)) => {
+            let mut merged = match serde_json::from_str::<Value>(&raw) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            let changed = merge_objects(&mut merged, record);
+            if !changed {
+                return Ok(Upsert::Unchanged);
+            }
+            // Typed columns follow the merged JSON; a path the JSON never had keeps the
+            // column's stored value (legacy columns filled by an older tool).
+            let merged_values = typed::row_values(s, &merged).map_err(|reason| {
+                Ok(RecordFailure {
+                    key: typed::key_text(&values.key),
+                    reason,
+                })
+            })?;
+            let mut params: Vec<SqlValue> = merged_values
+                .columns
+                .into_iter()
+                .zip(old_cols)
+                .map(|(new, old)| new.map(to_sql).unwrap_or(old))
+                .collect();
+            let raw = serde_json::to_string(&merged)
+                .map_err(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            params.push(SqlValue::Text(raw));
+            params.push(SqlValue::Text(batch_id.to_owned()));
+            params.push(SqlValue::Text(now.to_owned()));
+            params.push(SqlValue::Integer(rowid));
+            let mut update = tx.prepare_cached(&sql.update).map_err(Err)?;
+            update
+                .execute(rusqlite::params_from_iter(params.iter()))
+                .map_err(Err)?;
+            Ok(Upsert::Updated)
+        }
+    }
+}
+
+fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for l in logs {
+        stmt.execute(params![
+            l.batch_id,
+            l.level,
+            l.step,
+            l.message,
+            l.meta.to_string(),
+            ts_text(l.created_at)
+        ])?;
+    }
+    Ok(())
+}
+
+fn apply_checkpoint(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    stream: &str,
+    partition: &str,
+    checkpoint: &Checkpoint,
+    batch_id: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
+    match checkpoint {
+        Checkpoint::Set(cursor) => {
+            tx.prepare_cached(
+                "INSERT INTO sync_state (pipeline, stream, partition, cursor, batch_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (pipeline, stream, partition) DO UPDATE SET cursor = excluded.cursor, batch_id = excluded.batch_id, updated_at = excluded.updated_at",
+            )?
+            .execute(params![pipeline, stream, partition, cursor.to_string(), batch_id, now])?;
+        }
+        Checkpoint::Clear => {
+            tx.prepare_cached(
+                "DELETE FROM sync_state WHERE pipeline = ?1 AND stream = ?2 AND partition = ?3",
+            )?
+            .execute(params![pipeline, stream, partition])?;
+        }
+    }
+    Ok(())
+}
+
+fn run_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let arguments: String = row.get(3)?;
+    let stats: String = row.get(7)?;
+    Ok(RunRecord {
+        batch_id: row.get(0)?,
+        pipeline: row.get(1)?,
+        mode: row.get(2)?,
+        arguments: serde_json::from_str(&arguments).unwrap_or(Value::Null),
+        started_at: parse_ts(&row.get::<_, String>(4)?),
+        finished_at: row.get::<_, Option<String>>(5)?.map(|s| parse_ts(&s)),
+        status: row.get(6)?,
+        stats: serde_json::from_str(&stats).unwrap_or(Value::Null),
+        heartbeat_at: parse_ts(&row.get::<_, String>(8)?),
+    })
+}
+
+#[async_trait]
+impl Sink for SqliteSink {
+    async fn init(&mut self) -> Result<(), SinkError> {
+        blocking(|| self.migrate())
+    }
+
+    async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
+        blocking(|| {
+            for s in streams {
+                self.prepare_stream(s)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn begin_run(&mut self, run: &RunStart) -> Result<LockOutcome, SinkError> {
+        blocking(|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| SinkError::db("taking the run lock", e))?;
+            let holders: Vec<(String, String, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT batch_id, started_at, heartbeat_at FROM sync_runs WHERE pipeline = ?1 AND status = 'running'")
+                    .map_err(|e| SinkError::db("reading the run lock", e))?;
+                stmt.query_map([&run.pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| SinkError::db("reading the run lock", e))?
+            };
+            let stale_before =
+                Utc::now() - chrono::Duration::from_std(run.stale_after).unwrap_or_default();
+            let mut outcome = LockOutcome::Acquired;
+            for (batch_id, started_at, heartbeat_at) in holders {
+                let hb = parse_ts(&heartbeat_at);
+                if hb > stale_before {
+                    return Err(SinkError::Locked {
+                        pipeline: run.pipeline.clone(),
+                        batch_id,
+                        started_at,
+                    });
+                }
+                tx.execute(
+                    "UPDATE sync_runs SET status = 'abandoned', finished_at = ?2 WHERE batch_id = ?1",
+                    params![batch_id, now_text()],
+                )
+                .map_err(|e| SinkError::db("taking over a stale lock", e))?;
+                outcome = LockOutcome::TookOver {
+                    batch_id,
+                    heartbeat_at: hb,
+                };
+            }
+            tx.execute(
+                "INSERT INTO sync_runs (batch_id, pipeline, mode, arguments, started_at, status, stats, heartbeat_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', '{}', ?6)",
+                params![run.batch_id, run.pipeline, run.mode, run.arguments.to_string(), ts_text(run.started_at), now_text()],
+            )
+            .map_err(|e| SinkError::db("recording the run", e))?;
+            tx.commit()
+                .map_err(|e| SinkError::db("taking the run lock", e))?;
+            Ok(outcome)
+        })
+    }
+
+    async fn heartbeat(&mut self, batch_id: &str) -> Result<(), SinkError> {
+        blocking(|| {
+            self.conn
+                .execute(
+                    "UPDATE sync_runs SET heartbeat_at = ?2 WHERE batch_id = ?1",
+                    params![batch_id, now_text()],
+                )
+                .map(|_| ())
+                .map_err(|e| SinkError::db("updating the heartbeat", e))
+        })
+    }
+
+    async fn end_run(&mut self, end: &RunEnd, logs: Vec<LogRow>) -> Result<(), SinkError> {
+        blocking(|| {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| SinkError::db("recording the run's end", e))?;
+            insert_logs(&tx, &logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
+            tx.execute(
+                "UPDATE sync_runs SET status = ?2, finished_at = ?3, stats = ?4, heartbeat_at = ?3 WHERE batch_id = ?1",
+                params![end.batch_id, end.status, ts_text(end.finished_at), end.stats.to_string()],
+            )
+            .map_err(|e| SinkError::db("recording the run's end", e))?;
+            tx.commit()
+                .map_err(|e| SinkError::db("recording the run's end", e))
+        })
+    }
+
+    async fn load_state(&mut self, pipeline: &str) -> Result<Vec<StateEntry>, SinkError> {
+        blocking(|| {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT stream, partition, cursor, batch_id, updated_at FROM sync_state WHERE pipeline = ?1 ORDER BY stream, partition")
+                .map_err(|e| SinkError::db("reading sync_state", e))?;
+            stmt.query_map([pipeline], |r| {
+                let cursor: String = r.get(2)?;
+                Ok(StateEntry {
+                    stream: r.get(0)?,
+                    partition: r.get(1)?,
+                    cursor: serde_json::from_str(&cursor).unwrap_or(Value::String(cursor)),
+                    batch_id: r.get(3)?,
+                    updated_at: parse_ts(&r.get::<_, String>(4)?),
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| SinkError::db("reading sync_state", e))
+        })
+    }
+
+    async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
+        blocking(|| {
+            let s = batch.stream;
+            let sql = stream_sql(s);
+            let now = now_text();
+            let n = batch.records.len();
+            let ctx = || format!("writing {} ({n} records)", s.table);
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| SinkError::db(ctx(), e))?;
+            let mut outcome = WriteOutcome::default();
+            for record in batch.records {
+                match upsert_one(&tx, s, &sql, record, &batch.batch_id, &now) {
+                    Ok(Upsert::Inserted) => outcome.stats.inserted += 1,
+                    Ok(Upsert::Updated) => outcome.stats.updated += 1,
+                    Ok(Upsert::Unchanged) => outcome.stats.unchanged += 1,
+                    Err(Ok(failure)) => {
+                        outcome.stats.failed += 1;
+                        outcome.failures.push(failure);
+                    }
+                    Err(Err(e)) => {
+                        return Err(SinkError::Database {
+                            context: format!("writing {} ({n} records)", s.table),
+                            message: ferry_core::secret::redact(&e.to_string()),
+                        });
+                    }
+                }
+            }
+            if let Some(state) = &batch.state {
+                apply_checkpoint(
+                    &tx,
+                    &batch.pipeline,
+                    s.name,
+                    &state.partition,
+                    &state.checkpoint,
+                    &batch.batch_id,
+                    &now,
+                )
+                .map_err(|e| SinkError::db("saving the checkpoint", e))?;
+            }
+            insert_logs(&tx, &batch.logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
+            if batch.dry_run {
+                tx.rollback()
+                    .map_err(|e| SinkError::db("rolling back the dry run", e))?;
+            } else {
+                tx.commit().map_err(|e| SinkError::db(ctx(), e))?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    async fn write_logs(&mut self, logs: Vec<LogRow>) -> Result<(), SinkError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        blocking(|| {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| SinkError::db("writing sync_logs", e))?;
+            insert_logs(&tx, &logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
+            tx.commit()
+                .map_err(|e| SinkError::db("writing sync_logs", e))
+        })
+    }
+
+    async fn set_state(
+        &mut self,
+        pipeline: &str,
+        batch_id: &str,
+        entries: Vec<(String, String, Option<Value>)>,
+    ) -> Result<u64, SinkError> {
+        blocking(|| {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| SinkError::db("changing sync_state", e))?;
+            let now = now_text();
+            let mut changed = 0u64;
+            for (stream, partition, cursor) in entries {
+                let n = match (partition.as_str(), cursor) {
+                    ("*", None) => tx.execute("DELETE FROM sync_state WHERE pipeline = ?1 AND stream = ?2", params![pipeline, stream]),
+                    ("*", Some(c)) => tx.execute(
+                        "UPDATE sync_state SET cursor = ?3, batch_id = ?4, updated_at = ?5 WHERE pipeline = ?1 AND stream = ?2",
+                        params![pipeline, stream, c.to_string(), batch_id, now],
+                    ),
+                    (p, None) => tx.execute(
+                        "DELETE FROM sync_state WHERE pipeline = ?1 AND stream = ?2 AND partition = ?3",
+                        params![pipeline, stream, p],
+                    ),
+                    (p, Some(c)) => apply_checkpoint(&tx, pipeline, &stream, p, &Checkpoint::Set(c), batch_id, &now).map(|_| 1),
+                }
+                .map_err(|e| SinkError::db("changing sync_state", e))?;
+                changed += n as u64;
+            }
+            tx.commit()
+                .map_err(|e| SinkError::db("changing sync_state", e))?;
+            Ok(changed)
+        })
+    }
+
+    async fn recent_runs(
+        &mut self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, SinkError> {
+        blocking(|| {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT batch_id, pipeline, mode, arguments, started_at, finished_at, status, stats, heartbeat_at
+                     FROM sync_runs WHERE pipeline = ?1 ORDER BY started_at DESC LIMIT ?2",
+                )
+                .map_err(|e| SinkError::db("reading sync_runs", e))?;
+            stmt.query_map(params![pipeline, limit as i64], run_record)
+                .and_then(|rows| rows.collect())
+                .map_err(|e| SinkError::db("reading sync_runs", e))
+        })
+    }
+
+    async fn recent_errors(
+        &mut self,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError> {
+        blocking(|| {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT batch_id, level, step, message, meta, created_at FROM sync_logs
+                     WHERE level IN ('WARN', 'ERROR') AND (?1 IS NULL OR batch_id = ?1)
+                     ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(|e| SinkError::db("reading sync_logs", e))?;
+            stmt.query_map(params![batch_id, limit as i64], |r| {
+                let meta: Option<String> = r.get(4)?;
+                Ok(LogRow {
+                    batch_id: r.get(0)?,
+                    level: r.get(1)?,
+                    step: r.get(2)?,
+                    message: r.get(3)?,
+                    meta: meta
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or(Value::Null),
+                    created_at: parse_ts(&r.get::<_, String>(5)?),
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| SinkError::db("reading sync_logs", e))
+        })
+    }
+
+    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
+        blocking(|| {
+            self.conn
+                .execute(
+                    "DELETE FROM sync_logs WHERE created_at < ?1",
+                    [ts_text(before)],
+                )
+                .map(|n| n as u64)
+                .map_err(|e| SinkError::db("pruning sync_logs", e))
+        })
+    }
+}

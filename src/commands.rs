@@ -1,0 +1,442 @@
+//! One function per command: wiring between the CLI and the libraries.
+
+use std::io::IsTerminal;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use ferry_core::config::PipelineConfig;
+use ferry_core::engine::{self, Pipeline, RunOptions};
+use ferry_core::logging::{self, ConsoleOptions};
+use ferry_core::registry::Registry;
+use ferry_core::sink::Sink;
+use ferry_core::source::RunMode;
+use ferry_core::window::{TimeFlags, parse_duration};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::level_filters::LevelFilter;
+
+use crate::cli::{Command, LogsCommand, StateCommand, StatusArgs, SyncArgs};
+use crate::output;
+
+/// An error with the exit code it maps to.
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    fn usage(e: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code: 2,
+            error: e.into(),
+        }
+    }
+    fn failed(e: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+impl From<engine::EngineError> for CliError {
+    fn from(e: engine::EngineError) -> Self {
+        CliError {
+            code: e.exit_code() as u8,
+            error: e.into(),
+        }
+    }
+}
+
+impl From<ferry_core::error::ConfigError> for CliError {
+    fn from(e: ferry_core::error::ConfigError) -> Self {
+        CliError::usage(e)
+    }
+}
+
+impl From<ferry_core::error::SinkError> for CliError {
+    fn from(e: ferry_core::error::SinkError) -> Self {
+        engine::EngineError::from(e).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, CliError>;
+
+pub async fn dispatch(command: Command) -> Result<u8> {
+    match command {
+        Command::Connectors => connectors(),
+        Command::Init(p) => init(&p.pipeline).await,
+        Command::Sync(args) => sync(args).await,
+        Command::Check(p) => check(&p.pipeline).await,
+        Command::Status(args) => status(args).await,
+        Command::State(StateCommand::Show(p)) => state_show(&p.pipeline).await,
+        Command::State(StateCommand::Reset { pipeline, stream }) => {
+            state_reset(&pipeline.pipeline, stream).await
+        }
+        Command::Logs(LogsCommand::Prune {
+            pipeline,
+            older_than,
+        }) => logs_prune(&pipeline.pipeline, older_than).await,
+    }
+}
+
+fn connectors() -> Result<u8> {
+    let r = Registry::global()?;
+    let mut out = String::new();
+    for (name, c) in &r.connectors {
+        out.push_str(&format!("connector {name}: {}\n", c.description));
+        let rows: Vec<Vec<String>> = r
+            .streams_of(name)
+            .iter()
+            .map(|s| {
+                let part = match s.partitioning {
+                    ferry_core::descriptor::Partitioning::None => String::new(),
+                    ferry_core::descriptor::Partitioning::Dynamic { by } => format!("per {by}"),
+                };
+                vec![
+                    format!("  {}", s.name),
+                    s.table.to_owned(),
+                    s.primary_key.join(", "),
+                    s.mode.to_string(),
+                    part,
+                ]
+            })
+            .collect();
+        out.push_str(&output::table(
+            &["  stream", "table", "key", "mode", "partitions"],
+            &rows,
+        ));
+        out.push('\n');
+    }
+    out.push_str("transforms:\n");
+    for (name, t) in &r.transforms {
+        out.push_str(&format!("  {name:<14} {}\n", t.description));
+    }
+    out.push_str("\nsinks:\n");
+    for (name, s) in &r.sinks {
+        out.push_str(&format!("  {name:<14} {}\n", s.description));
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+fn open_sink(config: &PipelineConfig) -> Result<Box<dyn Sink>> {
+    let registry = Registry::global()?;
+    let d = registry.sink(&config.sink_type)?;
+    Ok((d.open)(&config.sink, config)?)
+}
+
+fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
+    let level = match (quiet, config.map(|c| c.logging.level.as_str())) {
+        (true, _) => LevelFilter::WARN,
+        (false, Some(l)) => l.parse().map_err(|_| {
+            CliError::usage(anyhow!(
+                "[logging] level = \"{l}\": use error, warn, info, debug or trace"
+            ))
+        })?,
+        (false, None) => LevelFilter::INFO,
+    };
+    let dir = config.map(|c| c.logging.dir.as_path());
+    logging::init(
+        dir,
+        ConsoleOptions {
+            enabled: true,
+            level,
+        },
+    )
+    .map_err(|e| CliError::failed(anyhow!("cannot open the log directory: {e}")))
+}
+
+async fn init(spec: &str) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let registry = Registry::global()?;
+    let streams = engine::select_streams(registry, &config, None)?;
+    let mut sink = open_sink(&config)?;
+    sink.init().await?;
+    sink.prepare(&streams).await?;
+    println!(
+        "{}: {} stream tables ready ({} sink)",
+        config.name,
+        streams.len(),
+        config.sink_type
+    );
+    Ok(0)
+}
+
+fn install_signal_handlers(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                seen += 1;
+                if seen == 1 {
+                    tracing::warn!(
+                        step = "signal",
+                        "interrupted: finishing the batches in flight (press Ctrl-C again to stop at once)"
+                    );
+                    cancel.cancel();
+                } else {
+                    // Every committed batch is consistent; uncommitted work is redone next run.
+                    eprintln!("stopped at once");
+                    std::process::exit(130);
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            cancel.cancel();
+        }
+    });
+}
+
+async fn sync(args: SyncArgs) -> Result<u8> {
+    let flags = TimeFlags {
+        all: args.all,
+        from: args.from.clone(),
+        to: args.to.clone(),
+        last: args.last.clone(),
+        rollback: args.rollback.clone(),
+    };
+    let now = Utc::now();
+    let plan = flags
+        .resolve(now)
+        .map_err(|e| CliError::usage(anyhow!(e)))?;
+    let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
+    let _guard = console_logging(Some(&config), args.quiet || args.json)?;
+    let mut pipeline = Pipeline::build(config, args.streams.as_deref())?;
+
+    let mut state_overrides = Vec::new();
+    if let Some(at) = plan.rollback {
+        for s in &pipeline.streams {
+            if let Some(cursor) = pipeline.source.cursor_at(s, at) {
+                state_overrides.push((s.name.to_owned(), "*".to_owned(), Some(cursor)));
+            }
+        }
+        let before = pipeline.sink.load_state(&pipeline.config.name).await?;
+        for e in before
+            .iter()
+            .filter(|e| state_overrides.iter().any(|(s, _, _)| *s == e.stream))
+        {
+            tracing::warn!(step = "rollback", stream = %e.stream, partition = %e.partition, old_cursor = %e.cursor, "cursor rolled back to {}", at.date_naive());
+        }
+    }
+    let arguments = json!({
+        "streams": args.streams,
+        "dry_run": args.dry_run,
+        "all": args.all,
+        "from": args.from,
+        "to": args.to,
+        "last": args.last,
+        "rollback": args.rollback,
+        "window": {"from": plan.window.from, "to": plan.window.to},
+    });
+    let options = RunOptions {
+        mode: plan.mode,
+        window: plan.window,
+        dry_run: args.dry_run,
+        arguments,
+        wait_for_lock: args.wait,
+        state_overrides,
+        ..RunOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    install_signal_handlers(cancel.clone());
+    let report = engine::run(&mut pipeline, options, cancel).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else if !args.quiet {
+        print!("{}", output::summary(&report));
+    }
+    // Retention runs after each real run, on both tiers.
+    if !args.dry_run {
+        prune(&pipeline.config, &mut pipeline.sink, None).await.ok();
+    }
+    let _ = RunMode::Full;
+    Ok(report.status.exit_code() as u8)
+}
+
+async fn check(spec: &str) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let _guard = console_logging(None, true)?;
+    let registry = Registry::global()?;
+    let connector = registry.connector(&config.connector)?;
+    let source = (connector.build)(&config.source, &config)?;
+    match source.check().await {
+        Ok(line) => {
+            println!("ok: {} ({}): {line}", config.name, config.connector);
+            Ok(0)
+        }
+        Err(e) => Err(CliError::failed(anyhow!(
+            "check failed for {} ({}): {e}",
+            config.name,
+            config.connector
+        ))),
+    }
+}
+
+async fn status(args: StatusArgs) -> Result<u8> {
+    let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
+    let mut sink = open_sink(&config)?;
+    sink.init().await?;
+    if args.errors {
+        let rows = sink
+            .recent_errors(args.batch.as_deref(), args.limit)
+            .await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).unwrap_or_default()
+            );
+        } else if rows.is_empty() {
+            println!("no warnings or errors recorded");
+        } else {
+            print!("{}", output::errors(&rows));
+        }
+        return Ok(0);
+    }
+    if let Some(batch) = &args.batch {
+        let runs = sink.recent_runs(&config.name, usize::MAX >> 1).await?;
+        let run = runs
+            .iter()
+            .find(|r| r.batch_id == *batch || r.batch_id.starts_with(batch.as_str()))
+            .ok_or_else(|| {
+                CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name))
+            })?;
+        let errors = sink.recent_errors(Some(&run.batch_id), 50).await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"run": run, "errors": errors}))
+                    .unwrap_or_default()
+            );
+        } else {
+            print!("{}", output::run_detail(run));
+            if !errors.is_empty() {
+                println!();
+                print!("{}", output::errors(&errors));
+            }
+        }
+        return Ok(0);
+    }
+    let runs = sink.recent_runs(&config.name, args.limit).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
+    } else if runs.is_empty() {
+        println!("no runs recorded for {}", config.name);
+    } else {
+        print!("{}", output::runs(&runs));
+    }
+    Ok(0)
+}
+
+async fn state_show(spec: &str) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let mut sink = open_sink(&config)?;
+    sink.init().await?;
+    let entries = sink.load_state(&config.name).await?;
+    if entries.is_empty() {
+        println!("no saved cursors for {}", config.name);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.stream.clone(),
+                if e.partition.is_empty() {
+                    "-".into()
+                } else {
+                    e.partition.clone()
+                },
+                e.cursor.to_string(),
+                e.batch_id.clone(),
+                e.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(
+            &["stream", "partition", "cursor", "batch", "updated (UTC)"],
+            &rows
+        )
+    );
+    Ok(0)
+}
+
+async fn state_reset(spec: &str, stream: Option<String>) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let registry = Registry::global()?;
+    let streams: Vec<String> = match &stream {
+        Some(s) => vec![registry.stream(&config.connector, s)?.name.to_owned()],
+        None => registry
+            .streams_of(&config.connector)
+            .iter()
+            .map(|s| s.name.to_owned())
+            .collect(),
+    };
+    let mut sink = open_sink(&config)?;
+    sink.init().await?;
+    let entries = streams
+        .into_iter()
+        .map(|s| (s, "*".to_owned(), None))
+        .collect();
+    let n = sink.set_state(&config.name, "state-reset", entries).await?;
+    println!("cleared {n} saved cursor(s) of {}", config.name);
+    Ok(0)
+}
+
+/// Applies retention: daily files older than `retention_days`, `sync_logs` rows older
+/// than `sync_logs_retention_days` (or both older than `older_than` when given).
+async fn prune(
+    config: &PipelineConfig,
+    sink: &mut Box<dyn Sink>,
+    older_than: Option<std::time::Duration>,
+) -> Result<(u64, usize)> {
+    let now = Utc::now();
+    let days = |d: u32| chrono::Duration::days(i64::from(d));
+    let (files_before, rows_before) = match older_than {
+        Some(d) => {
+            let d = chrono::Duration::from_std(d).unwrap_or_default();
+            (now - d, now - d)
+        }
+        None => (
+            now - days(config.logging.retention_days),
+            now - days(config.logging.sync_logs_retention_days),
+        ),
+    };
+    let rows = sink.prune_logs(rows_before).await?;
+    let files = logging::prune_files(&config.logging.dir, files_before.date_naive())
+        .map_err(|e| CliError::failed(anyhow!("pruning {}: {e}", config.logging.dir.display())))?;
+    Ok((rows, files))
+}
+
+async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let older = older_than
+        .as_deref()
+        .map(|t| parse_duration(t).map_err(|e| CliError::usage(anyhow!("--older-than={t}: {e}"))))
+        .transpose()?;
+    let mut sink = open_sink(&config)?;
+    sink.init().await?;
+    let (rows, files) = prune(&config, &mut sink, older).await?;
+    println!("removed {files} log file(s) and {rows} sync_logs row(s)");
+    let _ = std::io::stdout().is_terminal();
+    Ok(0)
+}

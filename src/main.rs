@@ -1,0 +1,43 @@
+//! The `ferry` binary: argument parsing, console output and wiring. No business logic.
+
+// Name every connector and sink crate so the linker keeps their `inventory`
+// registrations (dtolnay/inventory#7); `tests/cli/registry.rs` fails if one goes missing.
+use ferry_instantly as _;
+use ferry_sinks as _;
+use ferry_synthetic as _;
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    ferry_core::config::load_dotenv();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match runtime.block_on(commands::dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                ferry_core::secret::redact(&format!("{:#}", e.error))
+            );
+            e.code
+        }
+    };
+    // Readers still blocked on the network must not hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
