@@ -126,9 +126,7 @@ pub enum StateCommand {
     #[command(after_help = "Example:\n  ferry state show instantly")]
     Show(PipelineArg),
     /// Clear saved cursors (all, or one stream's)
-    #[command(
-        after_help = "Examples:\n  ferry state reset instantly --stream emails\n  ferry state reset instantly"
-    )]
+    #[command(after_help = "Examples:\n  ferry state reset instantly --stream emails\n  ferry state reset instantly")]
     Reset {
         #[command(flatten)]
         pipeline: PipelineArg,

@@ -26,25 +26,16 @@ pub struct CliError {
 
 impl CliError {
     fn usage(e: impl Into<anyhow::Error>) -> Self {
-        CliError {
-            code: 2,
-            error: e.into(),
-        }
+        CliError { code: 2, error: e.into() }
     }
     fn failed(e: impl Into<anyhow::Error>) -> Self {
-        CliError {
-            code: 1,
-            error: e.into(),
-        }
+        CliError { code: 1, error: e.into() }
     }
 }
 
 impl From<engine::EngineError> for CliError {
     fn from(e: engine::EngineError) -> Self {
-        CliError {
-            code: e.exit_code() as u8,
-            error: e.into(),
-        }
+        CliError { code: e.exit_code() as u8, error: e.into() }
     }
 }
 
@@ -70,13 +61,8 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Check(p) => check(&p.pipeline).await,
         Command::Status(args) => status(args).await,
         Command::State(StateCommand::Show(p)) => state_show(&p.pipeline).await,
-        Command::State(StateCommand::Reset { pipeline, stream }) => {
-            state_reset(&pipeline.pipeline, stream).await
-        }
-        Command::Logs(LogsCommand::Prune {
-            pipeline,
-            older_than,
-        }) => logs_prune(&pipeline.pipeline, older_than).await,
+        Command::State(StateCommand::Reset { pipeline, stream }) => state_reset(&pipeline.pipeline, stream).await,
+        Command::Logs(LogsCommand::Prune { pipeline, older_than }) => logs_prune(&pipeline.pipeline, older_than).await,
     }
 }
 
@@ -93,19 +79,10 @@ fn connectors() -> Result<u8> {
                     ferry_core::descriptor::Partitioning::None => String::new(),
                     ferry_core::descriptor::Partitioning::Dynamic { by } => format!("per {by}"),
                 };
-                vec![
-                    format!("  {}", s.name),
-                    s.table.to_owned(),
-                    s.primary_key.join(", "),
-                    s.mode.to_string(),
-                    part,
-                ]
+                vec![format!("  {}", s.name), s.table.to_owned(), s.primary_key.join(", "), s.mode.to_string(), part]
             })
             .collect();
-        out.push_str(&output::table(
-            &["  stream", "table", "key", "mode", "partitions"],
-            &rows,
-        ));
+        out.push_str(&output::table(&["  stream", "table", "key", "mode", "partitions"], &rows));
         out.push('\n');
     }
     out.push_str("transforms:\n");
@@ -130,21 +107,13 @@ fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<loggi
     let level = match (quiet, config.map(|c| c.logging.level.as_str())) {
         (true, _) => LevelFilter::WARN,
         (false, Some(l)) => l.parse().map_err(|_| {
-            CliError::usage(anyhow!(
-                "[logging] level = \"{l}\": use error, warn, info, debug or trace"
-            ))
+            CliError::usage(anyhow!("[logging] level = \"{l}\": use error, warn, info, debug or trace"))
         })?,
         (false, None) => LevelFilter::INFO,
     };
     let dir = config.map(|c| c.logging.dir.as_path());
-    logging::init(
-        dir,
-        ConsoleOptions {
-            enabled: true,
-            level,
-        },
-    )
-    .map_err(|e| CliError::failed(anyhow!("cannot open the log directory: {e}")))
+    logging::init(dir, ConsoleOptions { enabled: true, level })
+        .map_err(|e| CliError::failed(anyhow!("cannot open the log directory: {e}")))
 }
 
 async fn init(spec: &str) -> Result<u8> {
@@ -154,12 +123,7 @@ async fn init(spec: &str) -> Result<u8> {
     let mut sink = open_sink(&config)?;
     sink.init().await?;
     sink.prepare(&streams).await?;
-    println!(
-        "{}: {} stream tables ready ({} sink)",
-        config.name,
-        streams.len(),
-        config.sink_type
-    );
+    println!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
     Ok(0)
 }
 
@@ -168,10 +132,7 @@ fn install_signal_handlers(cancel: CancellationToken) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
                 return;
             };
             let mut seen = 0;
@@ -211,9 +172,7 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         rollback: args.rollback.clone(),
     };
     let now = Utc::now();
-    let plan = flags
-        .resolve(now)
-        .map_err(|e| CliError::usage(anyhow!(e)))?;
+    let plan = flags.resolve(now).map_err(|e| CliError::usage(anyhow!(e)))?;
     let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
     let _guard = console_logging(Some(&config), args.quiet || args.json)?;
     let mut pipeline = Pipeline::build(config, args.streams.as_deref())?;
@@ -226,10 +185,7 @@ async fn sync(args: SyncArgs) -> Result<u8> {
             }
         }
         let before = pipeline.sink.load_state(&pipeline.config.name).await?;
-        for e in before
-            .iter()
-            .filter(|e| state_overrides.iter().any(|(s, _, _)| *s == e.stream))
-        {
+        for e in before.iter().filter(|e| state_overrides.iter().any(|(s, _, _)| *s == e.stream)) {
             tracing::warn!(step = "rollback", stream = %e.stream, partition = %e.partition, old_cursor = %e.cursor, "cursor rolled back to {}", at.date_naive());
         }
     }
@@ -279,11 +235,7 @@ async fn check(spec: &str) -> Result<u8> {
             println!("ok: {} ({}): {line}", config.name, config.connector);
             Ok(0)
         }
-        Err(e) => Err(CliError::failed(anyhow!(
-            "check failed for {} ({}): {e}",
-            config.name,
-            config.connector
-        ))),
+        Err(e) => Err(CliError::failed(anyhow!("check failed for {} ({}): {e}", config.name, config.connector))),
     }
 }
 
@@ -292,14 +244,9 @@ async fn status(args: StatusArgs) -> Result<u8> {
     let mut sink = open_sink(&config)?;
     sink.init().await?;
     if args.errors {
-        let rows = sink
-            .recent_errors(args.batch.as_deref(), args.limit)
-            .await?;
+        let rows = sink.recent_errors(args.batch.as_deref(), args.limit).await?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&rows).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         } else if rows.is_empty() {
             println!("no warnings or errors recorded");
         } else {
@@ -312,16 +259,10 @@ async fn status(args: StatusArgs) -> Result<u8> {
         let run = runs
             .iter()
             .find(|r| r.batch_id == *batch || r.batch_id.starts_with(batch.as_str()))
-            .ok_or_else(|| {
-                CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name))
-            })?;
+            .ok_or_else(|| CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name)))?;
         let errors = sink.recent_errors(Some(&run.batch_id), 50).await?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({"run": run, "errors": errors}))
-                    .unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&json!({"run": run, "errors": errors})).unwrap_or_default());
         } else {
             print!("{}", output::run_detail(run));
             if !errors.is_empty() {
@@ -333,10 +274,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
     }
     let runs = sink.recent_runs(&config.name, args.limit).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
     } else if runs.is_empty() {
         println!("no runs recorded for {}", config.name);
     } else {
@@ -359,24 +297,14 @@ async fn state_show(spec: &str) -> Result<u8> {
         .map(|e| {
             vec![
                 e.stream.clone(),
-                if e.partition.is_empty() {
-                    "-".into()
-                } else {
-                    e.partition.clone()
-                },
+                if e.partition.is_empty() { "-".into() } else { e.partition.clone() },
                 e.cursor.to_string(),
                 e.batch_id.clone(),
                 e.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        output::table(
-            &["stream", "partition", "cursor", "batch", "updated (UTC)"],
-            &rows
-        )
-    );
+    print!("{}", output::table(&["stream", "partition", "cursor", "batch", "updated (UTC)"], &rows));
     Ok(0)
 }
 
@@ -385,18 +313,11 @@ async fn state_reset(spec: &str, stream: Option<String>) -> Result<u8> {
     let registry = Registry::global()?;
     let streams: Vec<String> = match &stream {
         Some(s) => vec![registry.stream(&config.connector, s)?.name.to_owned()],
-        None => registry
-            .streams_of(&config.connector)
-            .iter()
-            .map(|s| s.name.to_owned())
-            .collect(),
+        None => registry.streams_of(&config.connector).iter().map(|s| s.name.to_owned()).collect(),
     };
     let mut sink = open_sink(&config)?;
     sink.init().await?;
-    let entries = streams
-        .into_iter()
-        .map(|s| (s, "*".to_owned(), None))
-        .collect();
+    let entries = streams.into_iter().map(|s| (s, "*".to_owned(), None)).collect();
     let n = sink.set_state(&config.name, "state-reset", entries).await?;
     println!("cleared {n} saved cursor(s) of {}", config.name);
     Ok(0)
@@ -416,10 +337,7 @@ async fn prune(
             let d = chrono::Duration::from_std(d).unwrap_or_default();
             (now - d, now - d)
         }
-        None => (
-            now - days(config.logging.retention_days),
-            now - days(config.logging.sync_logs_retention_days),
-        ),
+        None => (now - days(config.logging.retention_days), now - days(config.logging.sync_logs_retention_days)),
     };
     let rows = sink.prune_logs(rows_before).await?;
     let files = logging::prune_files(&config.logging.dir, files_before.date_naive())

@@ -17,10 +17,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     ferry_core::config::load_dotenv();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -30,14 +27,11 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(commands::dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                ferry_core::secret::redact(&format!("{:#}", e.error))
-            );
+            eprintln!("error: {}", ferry_core::secret::redact(&format!("{:#}", e.error)));
             e.code
         }
     };
     // Readers still blocked on the network must not hold the process open.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(code)
 }

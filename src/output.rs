@@ -17,9 +17,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let line = |out: &mut String, cells: Vec<&str>| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            let numeric = !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_digit() || ch == '.' || ch == ',');
+            let numeric = !c.is_empty() && c.chars().all(|ch| ch.is_ascii_digit() || ch == '.' || ch == ',');
             let pad = widths[i].saturating_sub(c.chars().count());
             if numeric && i > 0 {
                 l.push_str(&" ".repeat(pad));
@@ -33,16 +31,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         let _ = writeln!(out, "{}", l.trim_end());
     };
     line(&mut out, header.to_vec());
-    line(
-        &mut out,
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    );
+    line(&mut out, widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect());
     for r in rows {
         line(&mut out, r.iter().map(String::as_str).collect());
     }
@@ -82,34 +71,12 @@ pub fn summary(r: &RunReport) -> String {
         r.batch_id,
         r.mode,
         r.status.as_str(),
-        if r.dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        }
+        if r.dry_run { " (dry run: nothing written)" } else { "" }
     );
     let header: &[&str] = if r.dry_run {
-        &[
-            "stream",
-            "status",
-            "read",
-            "would insert",
-            "would update",
-            "unchanged",
-            "failed",
-            "time",
-        ]
+        &["stream", "status", "read", "would insert", "would update", "unchanged", "failed", "time"]
     } else {
-        &[
-            "stream",
-            "status",
-            "read",
-            "inserted",
-            "updated",
-            "unchanged",
-            "failed",
-            "time",
-        ]
+        &["stream", "status", "read", "inserted", "updated", "unchanged", "failed", "time"]
     };
     let _ = verb;
     out.push_str(&table(header, &rows));
@@ -144,10 +111,7 @@ fn totals(stats: &serde_json::Value) -> (u64, u64, u64, u64, u64) {
             t.3 += g("failed");
         }
     }
-    t.4 = stats
-        .pointer("/http/requests")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
+    t.4 = stats.pointer("/http/requests").and_then(serde_json::Value::as_u64).unwrap_or(0);
     t
 }
 
@@ -199,11 +163,7 @@ pub fn run_detail(r: &RunRecord) -> String {
     let _ = writeln!(out, "pipeline  {}", r.pipeline);
     let _ = writeln!(out, "mode      {}", r.mode);
     let _ = writeln!(out, "status    {}", r.status);
-    let _ = writeln!(
-        out,
-        "started   {}",
-        r.started_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
+    let _ = writeln!(out, "started   {}", r.started_at.format("%Y-%m-%d %H:%M:%S UTC"));
     if let Some(f) = r.finished_at {
         let _ = writeln!(out, "finished  {}", f.format("%Y-%m-%d %H:%M:%S UTC"));
     }
@@ -211,58 +171,28 @@ pub fn run_detail(r: &RunRecord) -> String {
     let mut rows = Vec::new();
     if let Some(streams) = r.stats.get("streams").and_then(|s| s.as_object()) {
         for (name, s) in streams {
-            let g = |k: &str| {
-                s.get(k)
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0)
-                    .to_string()
-            };
+            let g = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0).to_string();
             rows.push(vec![
                 name.clone(),
-                s.get("status")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                s.get("status").and_then(|v| v.as_str()).unwrap_or("").to_owned(),
                 g("records"),
                 g("inserted"),
                 g("updated"),
                 g("unchanged"),
                 g("failed"),
-                duration(
-                    s.get("duration_ms")
-                        .and_then(serde_json::Value::as_u64)
-                        .unwrap_or(0),
-                ),
-                s.get("error")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                duration(s.get("duration_ms").and_then(serde_json::Value::as_u64).unwrap_or(0)),
+                s.get("error").and_then(|v| v.as_str()).unwrap_or("").to_owned(),
             ]);
         }
     }
     out.push_str(&table(
-        &[
-            "stream",
-            "status",
-            "read",
-            "inserted",
-            "updated",
-            "unchanged",
-            "failed",
-            "time",
-            "error",
-        ],
+        &["stream", "status", "read", "inserted", "updated", "unchanged", "failed", "time", "error"],
         &rows,
     ));
     if let Some(h) = r.stats.get("http").filter(|h| !h.is_null()) {
         let g = |k: &str| h.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "API requests: {}, retries: {}, 429s: {}",
-            g("requests"),
-            g("retries"),
-            g("rate_limited")
-        );
+        let _ =
+            writeln!(out, "API requests: {}, retries: {}, 429s: {}", g("requests"), g("retries"), g("rate_limited"));
     }
     out
 }
@@ -275,23 +205,12 @@ pub fn errors(rows: &[LogRow]) -> String {
             vec![
                 l.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 l.level.clone(),
-                l.meta
-                    .get("stream")
-                    .and_then(|s| s.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                l.meta.get("stream").and_then(|s| s.as_str()).unwrap_or("").to_owned(),
                 l.step.clone(),
                 l.message.clone(),
-                l.meta
-                    .get("error")
-                    .and_then(|s| s.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                l.meta.get("error").and_then(|s| s.as_str()).unwrap_or("").to_owned(),
             ]
         })
         .collect();
-    table(
-        &["time (UTC)", "level", "stream", "step", "message", "error"],
-        &rows,
-    )
+    table(&["time (UTC)", "level", "stream", "step", "message", "error"], &rows)
 }

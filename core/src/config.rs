@@ -30,12 +30,7 @@ pub struct Settings {
 impl Settings {
     /// Settings from a table (tests, built-in defaults).
     pub fn from_table(section: &str, table: toml::Table) -> Self {
-        Settings {
-            table,
-            file: "<settings>".into(),
-            section: section.into(),
-            text: "".into(),
-        }
+        Settings { table, file: "<settings>".into(), section: section.into(), text: "".into() }
     }
 
     /// The table as written (before `${VAR}` expansion).
@@ -50,10 +45,15 @@ impl Settings {
         // need the sink (status, state) work without the source's credentials.
         let mut table = self.table.clone();
         interpolate_table(&mut table, &self.section, &self.file)?;
-        T::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let message = e.message().trim().to_owned();
-            let key = backticked_after(&message, "unknown field")
-                .or_else(|| backticked_after(&message, "missing field"));
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let detail = inner.message().trim().to_owned();
+            let message = if path.is_empty() || path == "." { detail.clone() } else { format!("`{path}`: {detail}") };
+            let leaf = path.rsplit('.').next().filter(|p| !p.is_empty() && *p != "?");
+            let key = backticked_after(&detail, "unknown field")
+                .or_else(|| backticked_after(&detail, "missing field"))
+                .or(leaf);
             let location = key
                 .and_then(|k| locate_key(&self.text, &self.section, k))
                 .map(|l| format!("line {l}: "))
@@ -81,12 +81,7 @@ fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with('[') {
-            let name = t
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim();
+            let name = t.trim_start_matches('[').split(']').next().unwrap_or("").trim();
             inside = name == header;
             continue;
         }
@@ -223,22 +218,15 @@ impl PipelineConfig {
     pub fn resolve(spec: &str) -> Result<Self, ConfigError> {
         let path = Path::new(spec);
         if path.exists() || spec.ends_with(".toml") || spec.contains('/') {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             return Self::parse(&text, spec);
         }
         let registry = Registry::global()?;
         let connector = registry.connector(spec).map_err(|_| {
             ConfigError::Other(format!(
                 "`{spec}` is neither a pipeline file nor a connector name; connectors: {}",
-                registry
-                    .connectors
-                    .keys()
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                registry.connectors.keys().copied().collect::<Vec<_>>().join(", ")
             ))
         })?;
         let text = match connector.default_pipeline {
@@ -252,23 +240,13 @@ impl PipelineConfig {
 
     /// Parses pipeline text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            file: file.to_owned(),
-            message: e.to_string().trim().to_owned(),
-        })?;
+        let raw: RawFile = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { file: file.to_owned(), message: e.to_string().trim().to_owned() })?;
         let shared: std::sync::Arc<str> = text.into();
-        let invalid = |message: String| ConfigError::Invalid {
-            file: file.to_owned(),
-            location: String::new(),
-            message,
-        };
+        let invalid =
+            |message: String| ConfigError::Invalid { file: file.to_owned(), location: String::new(), message };
         let settings = |section: &str, table: toml::Table| -> Result<Settings, ConfigError> {
-            Ok(Settings {
-                table,
-                file: file.to_owned(),
-                section: section.to_owned(),
-                text: shared.clone(),
-            })
+            Ok(Settings { table, file: file.to_owned(), section: section.to_owned(), text: shared.clone() })
         };
 
         let p = raw.pipeline;
@@ -276,20 +254,15 @@ impl PipelineConfig {
         crate::ident::validate(&name).map_err(|e| invalid(format!("[pipeline] name: {e}")))?;
         let concurrency = p.concurrency.unwrap_or(4);
         if concurrency == 0 || concurrency > 256 {
-            return Err(invalid(format!(
-                "[pipeline] concurrency = {concurrency}: use 1 to 256"
-            )));
+            return Err(invalid(format!("[pipeline] concurrency = {concurrency}: use 1 to 256")));
         }
         let batch_size = p.batch_size.unwrap_or(MAX_BATCH);
         if batch_size == 0 || batch_size > MAX_BATCH {
-            return Err(invalid(format!(
-                "[pipeline] batch_size = {batch_size}: use 1 to {MAX_BATCH}"
-            )));
+            return Err(invalid(format!("[pipeline] batch_size = {batch_size}: use 1 to {MAX_BATCH}")));
         }
         let timeout = match p.timeout {
             Some(t) => Some(
-                crate::window::parse_duration(&t)
-                    .map_err(|e| invalid(format!("[pipeline] timeout = \"{t}\": {e}")))?,
+                crate::window::parse_duration(&t).map_err(|e| invalid(format!("[pipeline] timeout = \"{t}\": {e}")))?,
             ),
             None => None,
         };
@@ -298,15 +271,10 @@ impl PipelineConfig {
         let connector = match source.remove("connector") {
             Some(toml::Value::String(c)) => c,
             Some(other) => {
-                return Err(invalid(format!(
-                    "[source] connector must be a string, found {}",
-                    other.type_str()
-                )));
+                return Err(invalid(format!("[source] connector must be a string, found {}", other.type_str())));
             }
             None => {
-                return Err(invalid(
-                    "[source] needs `connector = \"NAME\"`; see `ferry connectors`".into(),
-                ));
+                return Err(invalid("[source] needs `connector = \"NAME\"`; see `ferry connectors`".into()));
             }
         };
         let source = settings("source", source)?;
@@ -316,28 +284,18 @@ impl PipelineConfig {
             let kind = match t.remove("type") {
                 Some(toml::Value::String(k)) => k,
                 _ => {
-                    return Err(invalid(format!(
-                        "[[transforms]] #{}: needs `type = \"NAME\"`",
-                        i + 1
-                    )));
+                    return Err(invalid(format!("[[transforms]] #{}: needs `type = \"NAME\"`", i + 1)));
                 }
             };
             let streams = match t.remove("streams") {
                 None => None,
-                Some(v) => Some(Vec::<String>::deserialize(v).map_err(|e| {
-                    invalid(format!(
-                        "[[transforms]] #{} streams: {}",
-                        i + 1,
-                        e.message()
-                    ))
-                })?),
+                Some(v) => Some(
+                    Vec::<String>::deserialize(v)
+                        .map_err(|e| invalid(format!("[[transforms]] #{} streams: {}", i + 1, e.message())))?,
+                ),
             };
             let settings = settings(&format!("transforms#{}", i + 1), t)?;
-            transforms.push(TransformConfig {
-                kind,
-                streams,
-                settings,
-            });
+            transforms.push(TransformConfig { kind, streams, settings });
         }
 
         let mut sink = raw.sink.unwrap_or_default();
@@ -349,11 +307,7 @@ impl PipelineConfig {
         let sink = settings("sink", sink)?;
 
         let mut logging = raw.logging.unwrap_or_default();
-        logging.dir = PathBuf::from(interpolate(
-            &logging.dir.to_string_lossy(),
-            "logging.dir",
-            file,
-        )?);
+        logging.dir = PathBuf::from(interpolate(&logging.dir.to_string_lossy(), "logging.dir", file)?);
 
         Ok(PipelineConfig {
             file: file.to_owned(),
@@ -421,10 +375,7 @@ pub fn interpolate(text: &str, key: &str, file: &str) -> Result<String, ConfigEr
             key: key.to_owned(),
         })?;
         let upper = var.to_ascii_uppercase();
-        if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "DATABASE_URL"]
-            .iter()
-            .any(|w| upper.contains(w))
-        {
+        if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "DATABASE_URL"].iter().any(|w| upper.contains(w)) {
             crate::secret::register(&value);
         }
         out.push_str(&value);
@@ -461,10 +412,7 @@ path = "data/t.db"
         let p = PipelineConfig::parse(GOOD, "t.toml").unwrap();
         assert_eq!(p.connector, "synthetic");
         assert_eq!(p.sink_type, "sqlite");
-        assert_eq!(
-            p.transforms[0].streams.as_deref(),
-            Some(&["users".to_owned()][..])
-        );
+        assert_eq!(p.transforms[0].streams.as_deref(), Some(&["users".to_owned()][..]));
         assert_eq!(p.concurrency, 4);
         assert_eq!(p.logging.retention_days, 30);
     }
@@ -472,9 +420,7 @@ path = "data/t.db"
     #[test]
     fn unknown_top_level_key_names_key_and_line() {
         let text = GOOD.replace("name = \"t\"", "name = \"t\"\nconcurency = 3");
-        let err = PipelineConfig::parse(&text, "t.toml")
-            .unwrap_err()
-            .to_string();
+        let err = PipelineConfig::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("concurency"), "{err}");
         assert!(err.contains("line 4"), "{err}");
     }
@@ -495,25 +441,16 @@ path = "data/t.db"
 
     #[test]
     fn missing_variable_is_named() {
-        let text = GOOD.replace(
-            "path = \"data/t.db\"",
-            "path = \"${FERRY_TEST_SURELY_UNSET}/t.db\"",
-        );
+        let text = GOOD.replace("path = \"data/t.db\"", "path = \"${FERRY_TEST_SURELY_UNSET}/t.db\"");
         let p = PipelineConfig::parse(&text, "t.toml").unwrap();
         let err = p.sink.parse::<toml::Table>().unwrap_err().to_string();
-        assert!(
-            err.contains("FERRY_TEST_SURELY_UNSET") && err.contains("sink.path"),
-            "{err}"
-        );
+        assert!(err.contains("FERRY_TEST_SURELY_UNSET") && err.contains("sink.path"), "{err}");
     }
 
     #[test]
     fn interpolation_and_escape() {
         // PATH is set in every environment ferry's tests run in (set_var is unsafe).
         let path = std::env::var("PATH").unwrap();
-        assert_eq!(
-            interpolate("${PATH}/a $${LIT}", "k", "f").unwrap(),
-            format!("{path}/a ${{LIT}}")
-        );
+        assert_eq!(interpolate("${PATH}/a $${LIT}", "k", "f").unwrap(), format!("{path}/a ${{LIT}}"));
     }
 }

@@ -49,22 +49,12 @@ pub struct Column {
 impl Column {
     /// An optional column read from `path`.
     pub const fn new(name: &'static str, sql_type: SqlType, path: &'static str) -> Self {
-        Column {
-            name,
-            sql_type,
-            path,
-            required: false,
-        }
+        Column { name, sql_type, path, required: false }
     }
 
     /// A column that must be present and non-null (used for primary keys).
     pub const fn key(name: &'static str, sql_type: SqlType, path: &'static str) -> Self {
-        Column {
-            name,
-            sql_type,
-            path,
-            required: true,
-        }
+        Column { name, sql_type, path, required: true }
     }
 }
 
@@ -133,9 +123,7 @@ inventory::collect!(StreamDescriptor);
 impl StreamDescriptor {
     /// The key columns, in key order.
     pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
-        self.primary_key
-            .iter()
-            .filter_map(|k| self.columns.iter().find(|c| c.name == *k))
+        self.primary_key.iter().filter_map(|k| self.columns.iter().find(|c| c.name == *k))
     }
 
     /// Checks the descriptor is coherent: the key names columns, names are valid SQL

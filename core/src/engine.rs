@@ -41,6 +41,7 @@ impl EngineError {
         match self {
             EngineError::Config(_) => 2,
             EngineError::Sink(SinkError::Locked { .. }) => 75,
+            EngineError::Sink(SinkError::Config(_)) => 2,
             EngineError::Sink(_) => 1,
         }
     }
@@ -94,13 +95,7 @@ impl Pipeline {
         let sink_descriptor = registry.sink(&config.sink_type)?;
         let source = (connector.build)(&config.source, &config)?;
         let sink = (sink_descriptor.open)(&config.sink, &config)?;
-        Ok(Pipeline {
-            config,
-            source,
-            streams,
-            transforms: Arc::new(transforms),
-            sink,
-        })
+        Ok(Pipeline { config, source, streams, transforms: Arc::new(transforms), sink })
     }
 }
 
@@ -114,10 +109,7 @@ pub fn select_streams(
     let wanted = select.or(config.streams.as_deref());
     match wanted {
         None => Ok(all.to_vec()),
-        Some(names) => names
-            .iter()
-            .map(|n| registry.stream(&config.connector, n.trim()))
-            .collect(),
+        Some(names) => names.iter().map(|n| registry.stream(&config.connector, n.trim())).collect(),
     }
 }
 
@@ -278,11 +270,8 @@ pub async fn run(
     let batch_id = uuid::Uuid::now_v7().to_string();
     logging::set_batch_id(&batch_id);
     let name = pipeline.config.name.clone();
-    let mode = if options.dry_run {
-        format!("{}+dry-run", options.mode.as_str())
-    } else {
-        options.mode.as_str().to_owned()
-    };
+    let mode =
+        if options.dry_run { format!("{}+dry-run", options.mode.as_str()) } else { options.mode.as_str().to_owned() };
 
     let sink = &mut pipeline.sink;
     sink.init().await?;
@@ -297,9 +286,7 @@ pub async fn run(
     };
     let lock = loop {
         match sink.begin_run(&run_start).await {
-            Err(SinkError::Locked {
-                batch_id: holder, ..
-            }) if options.wait_for_lock => {
+            Err(SinkError::Locked { batch_id: holder, .. }) if options.wait_for_lock => {
                 info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -309,11 +296,7 @@ pub async fn run(
             other => break other?,
         }
     };
-    if let LockOutcome::TookOver {
-        batch_id: stale,
-        heartbeat_at,
-    } = &lock
-    {
+    if let LockOutcome::TookOver { batch_id: stale, heartbeat_at } = &lock {
         warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process stopped sending heartbeats)");
     }
     let stream_names: Vec<&str> = pipeline.streams.iter().map(|s| s.name).collect();
@@ -336,7 +319,7 @@ pub async fn run(
                 batch_id: batch_id.clone(),
                 status: "failed".into(),
                 finished_at: Utc::now(),
-                stats: json!({"error": e.to_string()}),
+                stats: json!({"error": crate::secret::redact(&e.to_string())}),
             };
             let _ = pipeline.sink.end_run(&end, logging::drain_db_rows()).await;
             return Err(e.into());
@@ -367,13 +350,10 @@ pub async fn run(
         streams,
         http,
     };
-    let totals = report
-        .streams
-        .values()
-        .fold(WriteStats::default(), |mut acc, s| {
-            acc.add(&s.stats);
-            acc
-        });
+    let totals = report.streams.values().fold(WriteStats::default(), |mut acc, s| {
+        acc.add(&s.stats);
+        acc
+    });
     let stats = serde_json::to_value(&report).unwrap_or(Value::Null);
     let msg = format!("sync finished: {}", status.as_str());
     if status == RunStatus::Ok {
@@ -399,16 +379,8 @@ pub async fn run(
             "{msg}"
         );
     }
-    let end = RunEnd {
-        batch_id,
-        status: status.as_str().into(),
-        finished_at: Utc::now(),
-        stats,
-    };
-    pipeline
-        .sink
-        .end_run(&end, logging::drain_db_rows())
-        .await?;
+    let end = RunEnd { batch_id, status: status.as_str().into(), finished_at: Utc::now(), stats };
+    pipeline.sink.end_run(&end, logging::drain_db_rows()).await?;
     Ok(report)
 }
 
@@ -424,14 +396,8 @@ async fn drive(
     let sink = &mut pipeline.sink;
 
     if !options.state_overrides.is_empty() && !options.dry_run {
-        let n = sink
-            .set_state(&name, batch_id, options.state_overrides.clone())
-            .await?;
-        info!(
-            step = "state",
-            cursors = n,
-            "saved cursors reset before reading"
-        );
+        let n = sink.set_state(&name, batch_id, options.state_overrides.clone()).await?;
+        info!(step = "state", cursors = n, "saved cursors reset before reading");
     }
     let mut state: HashMap<(String, String), Value> = HashMap::new();
     if options.mode == RunMode::Incremental {
@@ -456,13 +422,7 @@ async fn drive(
     let mut reports: BTreeMap<String, StreamReport> = BTreeMap::new();
     let mut stream_started: HashMap<&'static str, Instant> = HashMap::new();
     for &stream in &pipeline.streams {
-        reports.insert(
-            stream.name.to_owned(),
-            StreamReport {
-                status: "running".into(),
-                ..Default::default()
-            },
-        );
+        reports.insert(stream.name.to_owned(), StreamReport { status: "running".into(), ..Default::default() });
         stream_started.insert(stream.name, Instant::now());
         let ctx = ReaderCtx {
             source: pipeline.source.clone(),
@@ -484,10 +444,7 @@ async fn drive(
 
     let mut heartbeat = tokio::time::interval(options.heartbeat_every);
     heartbeat.tick().await;
-    let deadline = pipeline
-        .config
-        .timeout
-        .map(|t| tokio::time::Instant::now() + t);
+    let deadline = pipeline.config.timeout.map(|t| tokio::time::Instant::now() + t);
     let timeout = async move {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -516,15 +473,7 @@ async fn drive(
             }
         };
         match msg {
-            Msg::Batch {
-                stream,
-                partition,
-                records,
-                checkpoint,
-                read,
-                pages,
-                transform_failed,
-            } => {
+            Msg::Batch { stream, partition, records, checkpoint, read, pages, transform_failed } => {
                 let report = reports.get_mut(stream.name).expect("stream report exists");
                 report.records += read;
                 report.pages += pages;
@@ -533,11 +482,7 @@ async fn drive(
                     continue;
                 }
                 let logs = logging::drain_db_rows();
-                let (logs, extra_logs) = if options.dry_run {
-                    (Vec::new(), logs)
-                } else {
-                    (logs, Vec::new())
-                };
+                let (logs, extra_logs) = if options.dry_run { (Vec::new(), logs) } else { (logs, Vec::new()) };
                 if !extra_logs.is_empty() {
                     sink.write_logs(extra_logs).await?;
                 }
@@ -547,18 +492,14 @@ async fn drive(
                     batch_id: batch_id.to_owned(),
                     stream,
                     records,
-                    state: checkpoint.map(|c| StateUpdate {
-                        partition: partition.clone(),
-                        checkpoint: c,
-                    }),
+                    state: checkpoint.map(|c| StateUpdate { partition: partition.clone(), checkpoint: c }),
                     logs,
                     dry_run: options.dry_run,
                 };
                 match sink.write(batch).await {
                     Ok(outcome) => {
                         report.stats.add(&outcome.stats);
-                        report.duration_ms =
-                            stream_started[stream.name].elapsed().as_millis() as u64;
+                        report.duration_ms = stream_started[stream.name].elapsed().as_millis() as u64;
                         debug!(step = "write", stream = stream.name, partition = %partition, records = n, inserted = outcome.stats.inserted, updated = outcome.stats.updated, unchanged = outcome.stats.unchanged, failed = outcome.stats.failed, "batch committed");
                         let logged = failures_logged.entry(stream.name).or_default();
                         for f in outcome.failures {
@@ -576,19 +517,15 @@ async fn drive(
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(format!("{}/{}", stream.name, partition));
                         report.status = "failed".into();
-                        report.error.get_or_insert_with(|| e.to_string());
+                        report.error.get_or_insert_with(|| crate::secret::redact(&e.to_string()));
                     }
                 }
             }
-            Msg::PartitionDone {
-                stream,
-                error,
-                interrupted,
-            } => {
+            Msg::PartitionDone { stream, error, interrupted } => {
                 let report = reports.get_mut(stream).expect("stream report exists");
                 if let Some(e) = error {
                     report.status = "failed".into();
-                    report.error.get_or_insert(e);
+                    report.error.get_or_insert(crate::secret::redact(&e));
                 } else if interrupted && report.status == "running" {
                     report.status = "interrupted".into();
                 }
@@ -596,38 +533,22 @@ async fn drive(
             Msg::StreamFailed { stream, error } => {
                 let report = reports.get_mut(stream).expect("stream report exists");
                 report.status = "failed".into();
-                report.error.get_or_insert(error);
+                report.error.get_or_insert(crate::secret::redact(&error));
             }
             Msg::StreamDone { stream, partitions } => {
                 let report = reports.get_mut(stream).expect("stream report exists");
                 report.partitions = partitions;
                 report.duration_ms = stream_started[stream].elapsed().as_millis() as u64;
                 if report.status == "running" {
-                    report.status = if cancel.is_cancelled() {
-                        "interrupted".into()
-                    } else {
-                        "ok".into()
-                    };
+                    report.status = if cancel.is_cancelled() { "interrupted".into() } else { "ok".into() };
                 }
                 let refused = failures_logged.get(stream).copied().unwrap_or(0);
                 if refused > 20 {
-                    warn!(
-                        step = "write",
-                        stream,
-                        more = refused - 20,
-                        "further refused records not logged one by one"
-                    );
+                    warn!(step = "write", stream, more = refused - 20, "further refused records not logged one by one");
                 }
                 let s = &report.stats;
-                let fields = (
-                    s.inserted,
-                    s.updated,
-                    s.unchanged,
-                    s.failed,
-                    report.records,
-                    report.pages,
-                    report.duration_ms,
-                );
+                let fields =
+                    (s.inserted, s.updated, s.unchanged, s.failed, report.records, report.pages, report.duration_ms);
                 if report.status == "failed" {
                     error!(step = step::STREAM_END, stream, status = %report.status, inserted = fields.0, updated = fields.1, unchanged = fields.2, failed = fields.3, records = fields.4, pages = fields.5, duration_ms = fields.6, error = %report.error.clone().unwrap_or_default(), "stream failed");
                 } else {
@@ -668,20 +589,8 @@ async fn read_stream(ctx: ReaderCtx) {
         Ok(p) => p,
         Err(e) => {
             error!(step = "fetch", stream = stream.name, status = e.status(), error = %e, "could not list the stream's partitions");
-            let _ = ctx
-                .tx
-                .send(Msg::StreamFailed {
-                    stream: stream.name,
-                    error: e.to_string(),
-                })
-                .await;
-            let _ = ctx
-                .tx
-                .send(Msg::StreamDone {
-                    stream: stream.name,
-                    partitions: 0,
-                })
-                .await;
+            let _ = ctx.tx.send(Msg::StreamFailed { stream: stream.name, error: e.to_string() }).await;
+            let _ = ctx.tx.send(Msg::StreamDone { stream: stream.name, partitions: 0 }).await;
             return;
         }
     };
@@ -701,23 +610,11 @@ async fn read_stream(ctx: ReaderCtx) {
         if let Err(e) = joined {
             let error = format!("reader task ended abnormally: {e}");
             error!(step = "fetch", stream = stream.name, error = %error, "stream reader crashed");
-            let _ = ctx
-                .tx
-                .send(Msg::PartitionDone {
-                    stream: stream.name,
-                    error: Some(error),
-                    interrupted: false,
-                })
-                .await;
+            let _ =
+                ctx.tx.send(Msg::PartitionDone { stream: stream.name, error: Some(error), interrupted: false }).await;
         }
     }
-    let _ = ctx
-        .tx
-        .send(Msg::StreamDone {
-            stream: stream.name,
-            partitions: count,
-        })
-        .await;
+    let _ = ctx.tx.send(Msg::StreamDone { stream: stream.name, partitions: count }).await;
 }
 
 async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
@@ -771,44 +668,21 @@ async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
         if batch.checkpoint.is_some() {
             pending = batch.checkpoint;
         }
-        if ctx
-            .stopped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&stop_key)
-        {
+        if ctx.stopped.lock().unwrap_or_else(|e| e.into_inner()).contains(&stop_key) {
             return;
         }
         while buffer.len() > ctx.batch_size {
             let rest = buffer.split_off(ctx.batch_size);
             let chunk = std::mem::replace(&mut buffer, rest);
-            let counts = (
-                std::mem::take(&mut read),
-                std::mem::take(&mut pages),
-                std::mem::take(&mut transform_failed),
-            );
+            let counts = (std::mem::take(&mut read), std::mem::take(&mut pages), std::mem::take(&mut transform_failed));
             if !send(ctx, &partition, chunk, None, counts).await {
                 return;
             }
             last_flush = Instant::now();
         }
-        if buffer.len() == ctx.batch_size
-            || (pending.is_some() && last_flush.elapsed() > Duration::from_secs(2))
-        {
-            let counts = (
-                std::mem::take(&mut read),
-                std::mem::take(&mut pages),
-                std::mem::take(&mut transform_failed),
-            );
-            if !send(
-                ctx,
-                &partition,
-                std::mem::take(&mut buffer),
-                pending.take(),
-                counts,
-            )
-            .await
-            {
+        if buffer.len() == ctx.batch_size || (pending.is_some() && last_flush.elapsed() > Duration::from_secs(2)) {
+            let counts = (std::mem::take(&mut read), std::mem::take(&mut pages), std::mem::take(&mut transform_failed));
+            if !send(ctx, &partition, std::mem::take(&mut buffer), pending.take(), counts).await {
                 return;
             }
             last_flush = Instant::now();
@@ -822,14 +696,7 @@ async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
             return;
         }
     }
-    let _ = ctx
-        .tx
-        .send(Msg::PartitionDone {
-            stream: stream.name,
-            error,
-            interrupted,
-        })
-        .await;
+    let _ = ctx.tx.send(Msg::PartitionDone { stream: stream.name, error, interrupted }).await;
 }
 
 async fn send(

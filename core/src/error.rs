@@ -32,9 +32,7 @@ pub enum ConfigError {
         message: String,
     },
     /// `${VAR}` names a variable that is not set.
-    #[error(
-        "{file}: environment variable {var} is not set (used by `{key}`); export it or add it to .env"
-    )]
+    #[error("{file}: environment variable {var} is not set (used by `{key}`); export it or add it to .env")]
     MissingVar {
         /// The file.
         file: String,
@@ -138,15 +136,15 @@ pub enum SinkError {
     /// A descriptor or migration problem.
     #[error("{0}")]
     Schema(String),
+    /// The sink's settings are wrong (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl SinkError {
     /// Wraps a database error with what ferry was doing.
     pub fn db(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        SinkError::Database {
-            context: context.into(),
-            message: crate::secret::redact(&err.to_string()),
-        }
+        SinkError::Database { context: context.into(), message: crate::secret::redact(&err.to_string()) }
     }
 }
 

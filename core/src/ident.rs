@@ -1,26 +1,15 @@
 //! SQL identifiers: validation and quoting shared by every SQL sink.
 
 /// Columns every stream table has, which descriptors may not redeclare.
-pub const RESERVED_COLUMNS: &[&str] = &[
-    "raw_json",
-    "sync_batch_id",
-    "first_sync_batch_id",
-    "synced_at",
-    "created_at",
-    "updated_at",
-];
+pub const RESERVED_COLUMNS: &[&str] =
+    &["raw_json", "sync_batch_id", "first_sync_batch_id", "synced_at", "created_at", "updated_at"];
 
 /// Accepts names of 1..=63 characters, starting with a letter or `_`, made of ASCII
 /// letters, digits, `_`, `-`, `.` and spaces (the odd ones are quoted on use).
 pub fn validate(name: &str) -> Result<(), String> {
     let ok_len = (1..=63).contains(&name.len());
-    let ok_first = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let ok_rest = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '));
+    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let ok_rest = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '));
     if ok_len && ok_first && ok_rest {
         Ok(())
     } else {

@@ -39,13 +39,7 @@ pub mod step {
     pub const MIGRATE: &str = "MIGRATE";
 }
 
-const DB_STEPS: &[&str] = &[
-    step::START,
-    step::END,
-    step::TIMEOUT,
-    step::STREAM_END,
-    step::MIGRATE,
-];
+const DB_STEPS: &[&str] = &[step::START, step::END, step::TIMEOUT, step::STREAM_END, step::MIGRATE];
 
 /// One event, as written to the JSONL file.
 #[derive(Debug, Clone, Serialize)]
@@ -141,10 +135,7 @@ impl Visit for FieldVisitor {
         self.put(field, Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.put(
-            field,
-            Value::String(crate::secret::redact(&format!("{value:?}"))),
-        );
+        self.put(field, Value::String(crate::secret::redact(&format!("{value:?}"))));
     }
 }
 
@@ -214,10 +205,7 @@ impl<S: Subscriber> Layer<S> for TierLayer {
             && let Some(w) = &self.errors
         {
             let line = human_line(&e, true) + "\n";
-            let _ = w
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_all(line.as_bytes());
+            let _ = w.lock().unwrap_or_else(|e| e.into_inner()).write_all(line.as_bytes());
         }
         if level <= Level::WARN || DB_STEPS.contains(&e.step.as_str()) {
             let mut meta = e.meta.clone();
@@ -227,17 +215,14 @@ impl<S: Subscriber> Layer<S> for TierLayer {
             if let Some(s) = &e.stream {
                 meta.insert("stream".into(), Value::String(s.clone()));
             }
-            DB_ROWS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(LogRow {
-                    batch_id: e.batch_id,
-                    level: e.level.to_owned(),
-                    step: e.step,
-                    message: e.message,
-                    meta: Value::Object(meta),
-                    created_at: e.timestamp,
-                });
+            DB_ROWS.lock().unwrap_or_else(|e| e.into_inner()).push(LogRow {
+                batch_id: e.batch_id,
+                level: e.level.to_owned(),
+                step: e.step,
+                message: e.message,
+                meta: Value::Object(meta),
+                created_at: e.timestamp,
+            });
         }
     }
 }
@@ -267,17 +252,13 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
             .filename_suffix(suffix)
             .build(dir)
             .map_err(std::io::Error::other)?;
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
-            .finish(appender);
+        let (writer, guard) =
+            tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
         guards.push(guard);
         Ok(Mutex::new(writer))
     };
     let (jsonl, errors) = match dir {
-        Some(d) => (
-            Some(open(d, "jsonl")?),
-            Some(open(&d.join("errors"), "log")?),
-        ),
+        Some(d) => (Some(open(d, "jsonl")?), Some(open(&d.join("errors"), "log")?)),
         None => (None, None),
     };
     let filter = Targets::new()
@@ -288,16 +269,8 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
         .with_target("ferry_hubspot", LevelFilter::DEBUG)
         .with_target("ferry_synthetic", LevelFilter::DEBUG)
         .with_default(LevelFilter::WARN);
-    let layer = TierLayer {
-        console: console.enabled,
-        jsonl,
-        errors,
-        console_level: console.level,
-    };
-    tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
-        .try_init()
-        .map_err(std::io::Error::other)?;
+    let layer = TierLayer { console: console.enabled, jsonl, errors, console_level: console.level };
+    tracing_subscriber::registry().with(layer.with_filter(filter)).try_init().map_err(std::io::Error::other)?;
     Ok(LogGuard { _guards: guards })
 }
 
@@ -315,11 +288,8 @@ pub fn prune_files(dir: &Path, before: chrono::NaiveDate) -> std::io::Result<usi
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let stem = name
-                .strip_suffix(".jsonl")
-                .or_else(|| name.strip_suffix(".log"));
-            if let Some(date) =
-                stem.and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            let stem = name.strip_suffix(".jsonl").or_else(|| name.strip_suffix(".log"));
+            if let Some(date) = stem.and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
                 && date < before
             {
                 std::fs::remove_file(entry.path())?;
@@ -338,19 +308,10 @@ mod tests {
     fn prune_removes_only_old_dated_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("errors")).unwrap();
-        for f in [
-            "2020-01-01.jsonl",
-            "2030-01-01.jsonl",
-            "errors/2020-01-01.log",
-            "notes.txt",
-        ] {
+        for f in ["2020-01-01.jsonl", "2030-01-01.jsonl", "errors/2020-01-01.log", "notes.txt"] {
             std::fs::write(dir.path().join(f), "x").unwrap();
         }
-        let n = prune_files(
-            dir.path(),
-            chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        )
-        .unwrap();
+        let n = prune_files(dir.path(), chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()).unwrap();
         assert_eq!(n, 2);
         assert!(dir.path().join("2030-01-01.jsonl").exists());
         assert!(dir.path().join("notes.txt").exists());

@@ -59,15 +59,9 @@ mod tests {
     #[test]
     fn nested_keys_only_in_old_are_kept_and_null_is_stored() {
         let mut old = json!({"a": 1, "n": {"x": 1, "y": 2}, "arr": [1, 2], "gone": "kept"});
-        let changed = merge(
-            &mut old,
-            json!({"a": 2, "n": {"y": 3, "z": null}, "arr": [3], "new": null}),
-        );
+        let changed = merge(&mut old, json!({"a": 2, "n": {"y": 3, "z": null}, "arr": [3], "new": null}));
         assert!(changed);
-        assert_eq!(
-            old,
-            json!({"a": 2, "n": {"x": 1, "y": 3, "z": null}, "arr": [3], "gone": "kept", "new": null})
-        );
+        assert_eq!(old, json!({"a": 2, "n": {"x": 1, "y": 3, "z": null}, "arr": [3], "gone": "kept", "new": null}));
     }
 
     #[test]
@@ -97,15 +91,13 @@ mod tests {
 
     fn object() -> impl Strategy<Value = Value> {
         leaf().prop_recursive(3, 24, 4, |inner| {
-            prop::collection::btree_map("[a-d]", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect()))
+            prop::collection::btree_map("[a-d]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
         })
     }
 
     fn records() -> impl Strategy<Value = Vec<Map<String, Value>>> {
         prop::collection::vec(
-            prop::collection::btree_map("[a-e]", object(), 0..5)
-                .prop_map(|m| m.into_iter().collect()),
+            prop::collection::btree_map("[a-e]", object(), 0..5).prop_map(|m| m.into_iter().collect()),
             1..8,
         )
     }

@@ -11,6 +11,12 @@ use crate::sink::Sink;
 use crate::source::Source;
 use crate::transform::Transform;
 
+/// Builds a configured source from `[source]` settings.
+pub type BuildSource = fn(&Settings, &PipelineConfig) -> Result<Arc<dyn Source>, ConfigError>;
+
+/// Opens a sink from `[sink]` settings.
+pub type OpenSink = fn(&Settings, &PipelineConfig) -> Result<Box<dyn Sink>, SinkError>;
+
 /// A connector, registered with `inventory::submit!`.
 pub struct ConnectorDescriptor {
     /// Name used in `[source] connector = "..."`.
@@ -18,7 +24,7 @@ pub struct ConnectorDescriptor {
     /// One line for `ferry connectors`.
     pub description: &'static str,
     /// Builds a configured source from the `[source]` settings.
-    pub build: fn(&Settings, &PipelineConfig) -> Result<Arc<dyn Source>, ConfigError>,
+    pub build: BuildSource,
     /// The pipeline `ferry sync NAME` uses when NAME is this connector, not a file.
     pub default_pipeline: Option<&'static str>,
 }
@@ -31,7 +37,7 @@ pub struct SinkDescriptor {
     /// One line for `ferry connectors`.
     pub description: &'static str,
     /// Opens the sink from the `[sink]` settings. May block briefly (opening a file).
-    pub open: fn(&Settings, &PipelineConfig) -> Result<Box<dyn Sink>, SinkError>,
+    pub open: OpenSink,
 }
 inventory::collect!(SinkDescriptor);
 
@@ -67,9 +73,7 @@ fn insert_unique<T>(
     item: &'static T,
 ) -> Result<(), String> {
     if map.insert(name, item).is_some() {
-        return Err(format!(
-            "two {kind}s are registered under the name `{name}`"
-        ));
+        return Err(format!("two {kind}s are registered under the name `{name}`"));
     }
     Ok(())
 }
@@ -78,10 +82,7 @@ impl Registry {
     /// The registry, built on first use. Fails if two entries share a name or a
     /// descriptor is incoherent (a programming error in a connector crate).
     pub fn global() -> Result<&'static Registry, ConfigError> {
-        REGISTRY
-            .get_or_init(Self::build)
-            .as_ref()
-            .map_err(|e| ConfigError::Other(format!("invalid registry: {e}")))
+        REGISTRY.get_or_init(Self::build).as_ref().map_err(|e| ConfigError::Other(format!("invalid registry: {e}")))
     }
 
     fn build() -> Result<Registry, String> {
@@ -100,26 +101,16 @@ impl Registry {
         let mut streams: BTreeMap<&'static str, Vec<&'static StreamDescriptor>> = BTreeMap::new();
         let mut tables: BTreeMap<&'static str, &'static str> = BTreeMap::new();
         for s in inventory::iter::<StreamDescriptor> {
-            s.validate()
-                .map_err(|e| format!("stream `{}.{}`: {e}", s.connector, s.name))?;
+            s.validate().map_err(|e| format!("stream `{}.{}`: {e}", s.connector, s.name))?;
             if !connectors.contains_key(s.connector) {
-                return Err(format!(
-                    "stream `{}` names unknown connector `{}`",
-                    s.name, s.connector
-                ));
+                return Err(format!("stream `{}` names unknown connector `{}`", s.name, s.connector));
             }
             let list = streams.entry(s.connector).or_default();
             if list.iter().any(|x| x.name == s.name) {
-                return Err(format!(
-                    "connector `{}` registers stream `{}` twice",
-                    s.connector, s.name
-                ));
+                return Err(format!("connector `{}` registers stream `{}` twice", s.connector, s.name));
             }
             if let Some(other) = tables.insert(s.table, s.connector) {
-                return Err(format!(
-                    "table `{}` is claimed by `{other}` and `{}`",
-                    s.table, s.connector
-                ));
+                return Err(format!("table `{}` is claimed by `{other}` and `{}`", s.table, s.connector));
             }
             list.push(s);
         }
@@ -128,52 +119,31 @@ impl Registry {
         for list in streams.values_mut() {
             list.sort_by_key(|s| s.name);
         }
-        Ok(Registry {
-            connectors,
-            streams,
-            transforms,
-            sinks,
-        })
+        Ok(Registry { connectors, streams, transforms, sinks })
     }
 
     /// A connector by name.
     pub fn connector(&self, name: &str) -> Result<&'static ConnectorDescriptor, ConfigError> {
-        self.connectors
-            .get(name)
-            .copied()
-            .ok_or_else(|| unknown("connector", name, self.connectors.keys()))
+        self.connectors.get(name).copied().ok_or_else(|| unknown("connector", name, self.connectors.keys()))
     }
 
     /// A sink by name.
     pub fn sink(&self, name: &str) -> Result<&'static SinkDescriptor, ConfigError> {
-        self.sinks
-            .get(name)
-            .copied()
-            .ok_or_else(|| unknown("sink", name, self.sinks.keys()))
+        self.sinks.get(name).copied().ok_or_else(|| unknown("sink", name, self.sinks.keys()))
     }
 
     /// A transform by name.
     pub fn transform(&self, name: &str) -> Result<&'static TransformDescriptor, ConfigError> {
-        self.transforms
-            .get(name)
-            .copied()
-            .ok_or_else(|| unknown("transform", name, self.transforms.keys()))
+        self.transforms.get(name).copied().ok_or_else(|| unknown("transform", name, self.transforms.keys()))
     }
 
     /// The streams of a connector.
     pub fn streams_of(&self, connector: &str) -> &[&'static StreamDescriptor] {
-        self.streams
-            .get(connector)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.streams.get(connector).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// One stream of a connector.
-    pub fn stream(
-        &self,
-        connector: &str,
-        name: &str,
-    ) -> Result<&'static StreamDescriptor, ConfigError> {
+    pub fn stream(&self, connector: &str, name: &str) -> Result<&'static StreamDescriptor, ConfigError> {
         let list = self.streams_of(connector);
         list.iter()
             .copied()
@@ -182,15 +152,7 @@ impl Registry {
     }
 }
 
-fn unknown<'a>(
-    kind: &'static str,
-    name: &str,
-    names: impl Iterator<Item = &'a &'static str>,
-) -> ConfigError {
+fn unknown<'a>(kind: &'static str, name: &str, names: impl Iterator<Item = &'a &'static str>) -> ConfigError {
     let available: Vec<&str> = names.copied().collect();
-    ConfigError::Unknown {
-        kind,
-        name: name.to_owned(),
-        available: available.join(", "),
-    }
+    ConfigError::Unknown { kind, name: name.to_owned(), available: available.join(", ") }
 }

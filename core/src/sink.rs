@@ -225,19 +225,35 @@ pub trait Sink: Send {
     ) -> Result<u64, SinkError>;
 
     /// Recent runs, newest first.
-    async fn recent_runs(
-        &mut self,
-        pipeline: &str,
-        limit: usize,
-    ) -> Result<Vec<RunRecord>, SinkError>;
+    async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError>;
 
     /// Recent `sync_logs` rows at WARN or ERROR, newest first, optionally for one run.
-    async fn recent_errors(
-        &mut self,
-        batch_id: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LogRow>, SinkError>;
+    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError>;
 
     /// Deletes `sync_logs` rows older than `before`; returns how many.
     async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError>;
+}
+
+/// This process's host name and id, recorded with the run lock.
+pub fn this_process() -> (String, u32) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    (host, std::process::id())
+}
+
+/// Whether the lock holder `pid` on `host` is still running: `Some(false)` only when it
+/// certainly is not (same host, no such process); `None` when this cannot be told, and
+/// the heartbeat alone decides.
+pub fn holder_alive(host: Option<&str>, pid: Option<u32>) -> Option<bool> {
+    let (me, _) = this_process();
+    match (host, pid) {
+        (Some(h), Some(pid)) if h == me && cfg!(target_os = "linux") => {
+            Some(std::path::Path::new(&format!("/proc/{pid}")).exists())
+        }
+        _ => None,
+    }
 }

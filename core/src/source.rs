@@ -24,18 +24,12 @@ pub struct Partition {
 impl Partition {
     /// The single partition of an unpartitioned stream.
     pub fn whole() -> Self {
-        Partition {
-            key: String::new(),
-            context: Value::Null,
-        }
+        Partition { key: String::new(), context: Value::Null }
     }
 
     /// A partition with a key and no context.
     pub fn keyed(key: impl Into<String>) -> Self {
-        Partition {
-            key: key.into(),
-            context: Value::Null,
-        }
+        Partition { key: key.into(), context: Value::Null }
     }
 }
 
@@ -96,10 +90,7 @@ pub struct SourceBatch {
 impl SourceBatch {
     /// A batch of records with no checkpoint.
     pub fn records(records: Vec<Record>) -> Self {
-        SourceBatch {
-            records,
-            checkpoint: None,
-        }
+        SourceBatch { records, checkpoint: None }
     }
 
     /// Attaches a checkpoint.
@@ -113,10 +104,7 @@ impl SourceBatch {
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Lists the partitions of a stream for this run (only called for partitioned streams).
-    async fn partitions(
-        &self,
-        stream: &'static StreamDescriptor,
-    ) -> Result<Vec<Partition>, SourceError> {
+    async fn partitions(&self, stream: &'static StreamDescriptor) -> Result<Vec<Partition>, SourceError> {
         let _ = stream;
         Ok(vec![Partition::whole()])
     }

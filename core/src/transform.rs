@@ -64,11 +64,9 @@ fn build_rename(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
     let c: RenameConfig = s.parse()?;
     let mut pairs = Vec::new();
     for (from, to) in c.fields {
-        let to = to.as_str().ok_or_else(|| {
-            ConfigError::Other(format!(
-                "rename_fields: new name for `{from}` must be a string"
-            ))
-        })?;
+        let to = to
+            .as_str()
+            .ok_or_else(|| ConfigError::Other(format!("rename_fields: new name for `{from}` must be a string")))?;
         pairs.push((from, to.to_owned()));
     }
     Ok(Box::new(RenameFields(pairs)))
@@ -134,10 +132,7 @@ impl Transform for HashFields {
 
 fn build_hash(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
     let c: HashConfig = s.parse()?;
-    Ok(Box::new(HashFields {
-        fields: c.fields,
-        salt: c.salt.map(|s| s.expose().to_owned()).unwrap_or_default(),
-    }))
+    Ok(Box::new(HashFields { fields: c.fields, salt: c.salt.map(|s| s.expose().to_owned()).unwrap_or_default() }))
 }
 
 // ---- add_fields --------------------------------------------------------------------
@@ -212,23 +207,16 @@ impl Transform for Filter {
 
 fn build_filter(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
     let c: FilterConfig = s.parse()?;
-    let to_json = |v: toml::Value| {
-        serde_json::to_value(v).map_err(|e| ConfigError::Other(format!("filter: {e}")))
-    };
+    let to_json = |v: toml::Value| serde_json::to_value(v).map_err(|e| ConfigError::Other(format!("filter: {e}")));
     let predicate = match (c.equals, c.not_equals, c.exists) {
         (Some(v), None, None) => Predicate::Equals(to_json(v)?),
         (None, Some(v), None) => Predicate::NotEquals(to_json(v)?),
         (None, None, Some(b)) => Predicate::Exists(b),
         _ => {
-            return Err(ConfigError::Other(
-                "filter: set exactly one of `equals`, `not_equals` or `exists`".into(),
-            ));
+            return Err(ConfigError::Other("filter: set exactly one of `equals`, `not_equals` or `exists`".into()));
         }
     };
-    Ok(Box::new(Filter {
-        field: c.field,
-        predicate,
-    }))
+    Ok(Box::new(Filter { field: c.field, predicate }))
 }
 
 inventory::submit! {
@@ -263,36 +251,17 @@ mod tests {
     #[test]
     fn builtins_do_what_they_say() {
         let r = rec(json!({"a": 1, "email": "x@y.z", "n": {"b": 2, "c": 3}}));
-        let out = build_rename(&settings("fields = { a = \"alpha\" }"))
-            .unwrap()
-            .apply(r.clone())
-            .unwrap()
-            .unwrap();
+        let out = build_rename(&settings("fields = { a = \"alpha\" }")).unwrap().apply(r.clone()).unwrap().unwrap();
         assert_eq!(out.get("alpha"), Some(&json!(1)));
         assert!(!out.contains_key("a"));
 
-        let out = build_drop(&settings("fields = [\"n.b\", \"a\"]"))
-            .unwrap()
-            .apply(r.clone())
-            .unwrap()
-            .unwrap();
+        let out = build_drop(&settings("fields = [\"n.b\", \"a\"]")).unwrap().apply(r.clone()).unwrap().unwrap();
         assert_eq!(Value::Object(out), json!({"email": "x@y.z", "n": {"c": 3}}));
 
-        let out = build_hash(&settings("fields = [\"email\"]"))
-            .unwrap()
-            .apply(r.clone())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            out["email"],
-            json!("b8e30d1addc62fa00ee5c1c6d01b5e006963c1b178e6b35458daf6c44875468d")
-        );
+        let out = build_hash(&settings("fields = [\"email\"]")).unwrap().apply(r.clone()).unwrap().unwrap();
+        assert_eq!(out["email"], json!("b8e30d1addc62fa00ee5c1c6d01b5e006963c1b178e6b35458daf6c44875468d"));
 
-        let out = build_add(&settings("fields = { src = \"crm\" }"))
-            .unwrap()
-            .apply(r.clone())
-            .unwrap()
-            .unwrap();
+        let out = build_add(&settings("fields = { src = \"crm\" }")).unwrap().apply(r.clone()).unwrap().unwrap();
         assert_eq!(out["src"], json!("crm"));
 
         let f = build_filter(&settings("field = \"n.b\"\nequals = 2")).unwrap();

@@ -41,19 +41,12 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<chrono::Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&chrono::Utc));
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 fn wrong(col: &Column, v: &Value) -> String {
@@ -61,19 +54,10 @@ fn wrong(col: &Column, v: &Value) -> String {
         Value::String(s) if s.len() > 40 => format!("\"{}...\"", &s[..s.floor_char_boundary(40)]),
         other => {
             let t = other.to_string();
-            if t.len() > 40 {
-                format!("{}...", &t[..t.floor_char_boundary(40)])
-            } else {
-                t
-            }
+            if t.len() > 40 { format!("{}...", &t[..t.floor_char_boundary(40)]) } else { t }
         }
     };
-    format!(
-        "column `{}` ({}) cannot hold {shown} from `{}`",
-        col.name,
-        col.sql_type.name(),
-        col.path
-    )
+    format!("column `{}` ({}) cannot hold {shown} from `{}`", col.name, col.sql_type.name(), col.path)
 }
 
 /// Converts one JSON value for a column. `None` input (absent) gives `Null`.
@@ -91,8 +75,7 @@ pub fn convert(col: &Column, value: Option<&Value>) -> Result<TypedValue, String
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
                     TypedValue::Integer(i)
-                } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                {
+                } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
                     TypedValue::Integer(f as i64)
                 } else {
                     return Err(wrong(col, v));
@@ -149,10 +132,7 @@ pub fn key_of(stream: &StreamDescriptor, record: &Record) -> Result<Vec<TypedVal
     stream
         .key_columns()
         .map(|c| match convert(c, lookup(record, c.path))? {
-            TypedValue::Null => Err(format!(
-                "primary key `{}` (from `{}`) is missing or null",
-                c.name, c.path
-            )),
+            TypedValue::Null => Err(format!("primary key `{}` (from `{}`) is missing or null", c.name, c.path)),
             v => Ok(v),
         })
         .collect()
@@ -160,10 +140,7 @@ pub fn key_of(stream: &StreamDescriptor, record: &Record) -> Result<Vec<TypedVal
 
 /// The non-key columns of a stream, in order.
 pub fn value_columns(stream: &StreamDescriptor) -> impl Iterator<Item = &Column> {
-    stream
-        .columns
-        .iter()
-        .filter(|c| !stream.primary_key.contains(&c.name))
+    stream.columns.iter().filter(|c| !stream.primary_key.contains(&c.name))
 }
 
 /// Extracts key and typed columns.
@@ -176,10 +153,7 @@ pub fn row_values(stream: &StreamDescriptor, record: &Record) -> Result<RowValue
             Some(v) => {
                 let t = convert(c, Some(v))?;
                 if c.required && t == TypedValue::Null {
-                    return Err(format!(
-                        "column `{}` (from `{}`) is required",
-                        c.name, c.path
-                    ));
+                    return Err(format!("column `{}` (from `{}`) is required", c.name, c.path));
                 }
                 columns.push(Some(t));
             }
@@ -190,10 +164,7 @@ pub fn row_values(stream: &StreamDescriptor, record: &Record) -> Result<RowValue
 
 /// Joins key values for messages (`a/b`).
 pub fn key_text(key: &[TypedValue]) -> String {
-    key.iter()
-        .map(TypedValue::to_key_text)
-        .collect::<Vec<_>>()
-        .join("/")
+    key.iter().map(TypedValue::to_key_text).collect::<Vec<_>>().join("/")
 }
 
 #[cfg(test)]
@@ -205,14 +176,8 @@ mod tests {
 
     #[test]
     fn conversions_are_lenient_where_real_data_is_odd() {
-        assert_eq!(
-            convert(&C, Some(&json!(3.0))).unwrap(),
-            TypedValue::Integer(3)
-        );
-        assert_eq!(
-            convert(&C, Some(&json!("7"))).unwrap(),
-            TypedValue::Integer(7)
-        );
+        assert_eq!(convert(&C, Some(&json!(3.0))).unwrap(), TypedValue::Integer(3));
+        assert_eq!(convert(&C, Some(&json!("7"))).unwrap(), TypedValue::Integer(7));
         assert!(convert(&C, Some(&json!(3.5))).is_err());
         assert!(convert(&C, Some(&json!("abc"))).is_err());
         let ts = Column::new("t", SqlType::Timestamp, "t");
@@ -220,9 +185,6 @@ mod tests {
         assert!(convert(&ts, Some(&json!("2025-10-01T12:00:00.000Z"))).is_ok());
         assert!(convert(&ts, Some(&json!("yesterday"))).is_err());
         let d = Column::new("d", SqlType::Date, "d");
-        assert_eq!(
-            convert(&d, Some(&json!("2025-10-01T12:00:00Z"))).unwrap(),
-            TypedValue::Text("2025-10-01".into())
-        );
+        assert_eq!(convert(&d, Some(&json!("2025-10-01T12:00:00Z"))).unwrap(), TypedValue::Text("2025-10-01".into()));
     }
 }

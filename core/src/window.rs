@@ -23,9 +23,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write a number and a unit, e.g. 30d"))?;
+    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration: write a number and a unit, e.g. 30d"))?;
     let secs = match unit {
         "s" => 1,
         "min" => 60,
@@ -33,9 +31,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "d" => 86_400,
         "w" => 7 * 86_400,
         _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}`; use s, min, h, d or w"
-            ));
+            return Err(format!("`{text}`: unknown unit `{unit}`; use s, min, h, d or w"));
         }
     };
     Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
@@ -51,18 +47,12 @@ pub fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(ts) = DateTime::parse_from_rfc3339(t) {
         return Ok(ts.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(ts) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
             return Ok(ts.and_utc());
         }
     }
-    Err(format!(
-        "`{text}` is not a date: use YYYY-MM-DD or an ISO 8601 timestamp such as 2025-10-20T08:00:00Z"
-    ))
+    Err(format!("`{text}` is not a date: use YYYY-MM-DD or an ISO 8601 timestamp such as 2025-10-20T08:00:00Z"))
 }
 
 /// Parses `--last` values: a number and a unit `h`, `d`, `w` or `m` (calendar months),
@@ -71,18 +61,18 @@ pub fn parse_last(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u32 = num.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        format!("`{text}` is not a period: write a positive number and a unit, e.g. 7d")
-    })?;
+    let n: u32 = num
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a period: write a positive number and a unit, e.g. 7d"))?;
     let start = match unit {
         "h" => now.checked_sub_signed(chrono::Duration::hours(i64::from(n))),
         "d" => now.checked_sub_signed(chrono::Duration::days(i64::from(n))),
         "w" => now.checked_sub_signed(chrono::Duration::weeks(i64::from(n))),
         "m" => now.checked_sub_months(chrono::Months::new(n)),
         _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}`; use h, d, w or m (months)"
-            ));
+            return Err(format!("`{text}`: unknown unit `{unit}`; use h, d, w or m (months)"));
         }
     };
     start.ok_or_else(|| format!("`{text}` reaches too far back"))
@@ -118,44 +108,24 @@ impl TimeFlags {
     /// Validates the combination and values; errors name the flag.
     pub fn resolve(&self, now: DateTime<Utc>) -> Result<TimePlan, String> {
         let flag = |name: &str, v: &str, e: String| format!("{name}={v}: {e}");
-        if self.all
-            && (self.from.is_some()
-                || self.to.is_some()
-                || self.last.is_some()
-                || self.rollback.is_some())
-        {
-            return Err("--all refetches everything and cannot be combined with --from, --to, --last or --rollback".into());
-        }
-        if self.last.is_some() && (self.from.is_some() || self.to.is_some()) {
+        if self.all && (self.from.is_some() || self.to.is_some() || self.last.is_some() || self.rollback.is_some()) {
             return Err(
-                "--last sets its own window and cannot be combined with --from or --to".into(),
+                "--all refetches everything and cannot be combined with --from, --to, --last or --rollback".into()
             );
         }
-        if self.rollback.is_some()
-            && (self.from.is_some() || self.to.is_some() || self.last.is_some())
-        {
-            return Err("--rollback resets cursors and syncs forward; it cannot be combined with --from, --to or --last".into());
+        if self.last.is_some() && (self.from.is_some() || self.to.is_some()) {
+            return Err("--last sets its own window and cannot be combined with --from or --to".into());
         }
-        let from = self
-            .from
-            .as_deref()
-            .map(|v| parse_date(v).map_err(|e| flag("--from", v, e)))
-            .transpose()?;
-        let to = self
-            .to
-            .as_deref()
-            .map(|v| parse_date(v).map_err(|e| flag("--to", v, e)))
-            .transpose()?;
-        let last = self
-            .last
-            .as_deref()
-            .map(|v| parse_last(v, now).map_err(|e| flag("--last", v, e)))
-            .transpose()?;
-        let rollback = self
-            .rollback
-            .as_deref()
-            .map(|v| parse_date(v).map_err(|e| flag("--rollback", v, e)))
-            .transpose()?;
+        if self.rollback.is_some() && (self.from.is_some() || self.to.is_some() || self.last.is_some()) {
+            return Err(
+                "--rollback resets cursors and syncs forward; it cannot be combined with --from, --to or --last".into(),
+            );
+        }
+        let from = self.from.as_deref().map(|v| parse_date(v).map_err(|e| flag("--from", v, e))).transpose()?;
+        let to = self.to.as_deref().map(|v| parse_date(v).map_err(|e| flag("--to", v, e))).transpose()?;
+        let last = self.last.as_deref().map(|v| parse_last(v, now).map_err(|e| flag("--last", v, e))).transpose()?;
+        let rollback =
+            self.rollback.as_deref().map(|v| parse_date(v).map_err(|e| flag("--rollback", v, e))).transpose()?;
         if let (Some(f), Some(t)) = (from, to)
             && t <= f
         {
@@ -165,32 +135,19 @@ impl TimeFlags {
                 self.from.as_deref().unwrap_or("")
             ));
         }
-        for (name, value, v) in [
-            ("--from", &self.from, from),
-            ("--rollback", &self.rollback, rollback),
-        ] {
+        for (name, value, v) in [("--from", &self.from, from), ("--rollback", &self.rollback, rollback)] {
             if let Some(v) = v
                 && v > now
             {
-                return Err(format!(
-                    "{name}={} is in the future",
-                    value.as_deref().unwrap_or("")
-                ));
+                return Err(format!("{name}={} is in the future", value.as_deref().unwrap_or("")));
             }
         }
         let window = match last {
-            Some(start) => TimeWindow {
-                from: Some(start),
-                to: None,
-            },
+            Some(start) => TimeWindow { from: Some(start), to: None },
             None => TimeWindow { from, to },
         };
         Ok(TimePlan {
-            mode: if self.all {
-                crate::source::RunMode::Full
-            } else {
-                crate::source::RunMode::Incremental
-            },
+            mode: if self.all { crate::source::RunMode::Full } else { crate::source::RunMode::Incremental },
             window,
             rollback,
         })
@@ -208,68 +165,29 @@ mod tests {
 
     #[test]
     fn flags_combinations() {
-        let f =
-            |all, from: Option<&str>, to: Option<&str>, last: Option<&str>, rb: Option<&str>| {
-                TimeFlags {
-                    all,
-                    from: from.map(Into::into),
-                    to: to.map(Into::into),
-                    last: last.map(Into::into),
-                    rollback: rb.map(Into::into),
-                }
-            };
+        let f = |all, from: Option<&str>, to: Option<&str>, last: Option<&str>, rb: Option<&str>| TimeFlags {
+            all,
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+            last: last.map(Into::into),
+            rollback: rb.map(Into::into),
+        };
+        assert!(f(true, Some("2025-10-01"), None, None, None).resolve(now()).unwrap_err().contains("--all"));
+        assert!(f(false, Some("2025-10-01"), None, Some("7d"), None).resolve(now()).unwrap_err().contains("--last"));
         assert!(
-            f(true, Some("2025-10-01"), None, None, None)
-                .resolve(now())
-                .unwrap_err()
-                .contains("--all")
+            f(false, Some("2025-10-20"), Some("2025-10-01"), None, None).resolve(now()).unwrap_err().contains("--to")
         );
         assert!(
-            f(false, Some("2025-10-01"), None, Some("7d"), None)
-                .resolve(now())
-                .unwrap_err()
-                .contains("--last")
+            f(false, Some("2025-13-01"), None, None, None).resolve(now()).unwrap_err().contains("--from=2025-13-01")
         );
-        assert!(
-            f(false, Some("2025-10-20"), Some("2025-10-01"), None, None)
-                .resolve(now())
-                .unwrap_err()
-                .contains("--to")
-        );
-        assert!(
-            f(false, Some("2025-13-01"), None, None, None)
-                .resolve(now())
-                .unwrap_err()
-                .contains("--from=2025-13-01")
-        );
-        assert!(
-            f(false, None, None, Some("7x"), None)
-                .resolve(now())
-                .unwrap_err()
-                .contains("--last=7x")
-        );
-        let p = f(false, None, None, Some("7d"), None)
-            .resolve(now())
-            .unwrap();
-        assert_eq!(
-            p.window.from,
-            Some(parse_date("2025-10-25T12:00:00Z").unwrap())
-        );
-        let p = f(false, None, None, Some("1m"), None)
-            .resolve(now())
-            .unwrap();
-        assert_eq!(
-            p.window.from,
-            Some(parse_date("2025-10-01T12:00:00Z").unwrap())
-        );
-        let p = f(false, None, None, None, Some("2025-10-25"))
-            .resolve(now())
-            .unwrap();
+        assert!(f(false, None, None, Some("7x"), None).resolve(now()).unwrap_err().contains("--last=7x"));
+        let p = f(false, None, None, Some("7d"), None).resolve(now()).unwrap();
+        assert_eq!(p.window.from, Some(parse_date("2025-10-25T12:00:00Z").unwrap()));
+        let p = f(false, None, None, Some("1m"), None).resolve(now()).unwrap();
+        assert_eq!(p.window.from, Some(parse_date("2025-10-01T12:00:00Z").unwrap()));
+        let p = f(false, None, None, None, Some("2025-10-25")).resolve(now()).unwrap();
         assert_eq!(p.rollback, Some(parse_date("2025-10-25").unwrap()));
-        assert_eq!(
-            f(true, None, None, None, None).resolve(now()).unwrap().mode,
-            crate::source::RunMode::Full
-        );
+        assert_eq!(f(true, None, None, None, None).resolve(now()).unwrap().mode, crate::source::RunMode::Full);
     }
 
     proptest! {

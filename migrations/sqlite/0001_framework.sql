@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     finished_at TEXT,
     status TEXT NOT NULL,
     stats TEXT NOT NULL DEFAULT '{}',
-    heartbeat_at TEXT NOT NULL
+    heartbeat_at TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS idx_sync_runs_pipeline_started ON sync_runs (pipeline, started_at DESC);
 CREATE INDEX IF NOT EXISTS idx_sync_runs_status ON sync_runs (pipeline, status);

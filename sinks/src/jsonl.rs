@@ -19,8 +19,7 @@ use ferry_core::descriptor::StreamDescriptor;
 use ferry_core::error::SinkError;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch,
-    WriteOutcome,
+    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed;
@@ -44,19 +43,12 @@ pub struct JsonlSink {
 }
 
 fn io(context: &str, e: std::io::Error) -> SinkError {
-    SinkError::Database {
-        context: context.to_owned(),
-        message: e.to_string(),
-    }
+    SinkError::Database { context: context.to_owned(), message: e.to_string() }
 }
 
 fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
-    let s: JsonlSettings = settings
-        .parse()
-        .map_err(|e| SinkError::Open(e.to_string()))?;
-    let dir = s
-        .dir
-        .unwrap_or_else(|| PathBuf::from(format!("data/{}-jsonl", pipeline.name)));
+    let s: JsonlSettings = settings.parse()?;
+    let dir = s.dir.unwrap_or_else(|| PathBuf::from(format!("data/{}-jsonl", pipeline.name)));
     Ok(Box::new(JsonlSink::open(&dir)?))
 }
 
@@ -74,15 +66,9 @@ impl JsonlSink {
     /// Opens (creating) the directory.
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            SinkError::Open(format!(
-                "cannot create JSONL directory {}: {e}; check it is writable",
-                dir.display()
-            ))
+            SinkError::Open(format!("cannot create JSONL directory {}: {e}; check it is writable", dir.display()))
         })?;
-        Ok(JsonlSink {
-            dir: dir.to_owned(),
-            lock: None,
-        })
+        Ok(JsonlSink { dir: dir.to_owned(), lock: None })
     }
 
     fn append(&self, name: &str, lines: &[Value]) -> Result<(), SinkError> {
@@ -90,11 +76,8 @@ impl JsonlSink {
             return Ok(());
         }
         let path = self.dir.join(name);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io("opening JSONL file", e))?;
+        let mut f =
+            OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io("opening JSONL file", e))?;
         let mut buf = Vec::new();
         for l in lines {
             serde_json::to_writer(&mut buf, l).map_err(|e| io("encoding JSONL", e.into()))?;
@@ -111,17 +94,14 @@ impl JsonlSink {
             Err(e) => return Err(io("reading JSONL", e)),
         };
         // A torn last line (crash mid-append) is skipped.
-        Ok(BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str(&l).ok())
-            .collect())
+        Ok(BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect())
     }
 
     fn state(&self) -> Result<StateMap, SinkError> {
         match std::fs::read(self.dir.join("_ferry_state.json")) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| SinkError::Schema(format!("_ferry_state.json is damaged: {e}"))),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| SinkError::Schema(format!("_ferry_state.json is damaged: {e}")))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateMap::new()),
             Err(e) => Err(io("reading state", e)),
         }
@@ -130,23 +110,16 @@ impl JsonlSink {
     fn save_state(&self, state: &StateMap) -> Result<(), SinkError> {
         let tmp = self.dir.join("_ferry_state.json.tmp");
         let mut f = File::create(&tmp).map_err(|e| io("writing state", e))?;
-        f.write_all(&serde_json::to_vec_pretty(state).unwrap_or_default())
-            .map_err(|e| io("writing state", e))?;
+        f.write_all(&serde_json::to_vec_pretty(state).unwrap_or_default()).map_err(|e| io("writing state", e))?;
         f.sync_all().map_err(|e| io("writing state", e))?;
-        std::fs::rename(&tmp, self.dir.join("_ferry_state.json"))
-            .map_err(|e| io("writing state", e))
+        std::fs::rename(&tmp, self.dir.join("_ferry_state.json")).map_err(|e| io("writing state", e))
     }
 
     fn runs(&self) -> Result<Vec<RunRecord>, SinkError> {
         // Later lines of the same batch id supersede earlier ones.
         let mut by_id: BTreeMap<String, RunRecord> = BTreeMap::new();
         for v in self.read_lines("_ferry_runs.jsonl")? {
-            let get = |k: &str| {
-                v.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
+            let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
             let ts = |k: &str| {
                 v.get(k)
                     .and_then(Value::as_str)
@@ -202,31 +175,16 @@ impl Sink for JsonlSink {
             .open(&path)
             .map_err(|e| io("opening the lock file", e))?;
         if file.try_lock().is_err() {
-            let holder = self
-                .runs()?
-                .into_iter()
-                .filter(|r| r.status == "running")
-                .next_back();
+            let holder = self.runs()?.into_iter().rfind(|r| r.status == "running");
             let (batch_id, started_at) = holder
                 .map(|r| (r.batch_id, ts_text(r.started_at)))
                 .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
-            return Err(SinkError::Locked {
-                pipeline: run.pipeline.clone(),
-                batch_id,
-                started_at,
-            });
+            return Err(SinkError::Locked { pipeline: run.pipeline.clone(), batch_id, started_at });
         }
         // The OS released any lock of a dead process, so 'running' rows left behind are stale.
         let mut outcome = LockOutcome::Acquired;
-        for mut r in self
-            .runs()?
-            .into_iter()
-            .filter(|r| r.status == "running" && r.pipeline == run.pipeline)
-        {
-            outcome = LockOutcome::TookOver {
-                batch_id: r.batch_id.clone(),
-                heartbeat_at: r.heartbeat_at,
-            };
+        for mut r in self.runs()?.into_iter().filter(|r| r.status == "running" && r.pipeline == run.pipeline) {
+            outcome = LockOutcome::TookOver { batch_id: r.batch_id.clone(), heartbeat_at: r.heartbeat_at };
             r.status = "abandoned".into();
             self.append("_ferry_runs.jsonl", &[run_line(&r)])?;
         }
@@ -253,11 +211,7 @@ impl Sink for JsonlSink {
 
     async fn end_run(&mut self, end: &RunEnd, logs: Vec<LogRow>) -> Result<(), SinkError> {
         self.write_logs(logs).await?;
-        if let Some(mut r) = self
-            .runs()?
-            .into_iter()
-            .find(|r| r.batch_id == end.batch_id)
-        {
+        if let Some(mut r) = self.runs()?.into_iter().find(|r| r.batch_id == end.batch_id) {
             r.status = end.status.clone();
             r.finished_at = Some(end.finished_at);
             r.stats = end.stats.clone();
@@ -277,11 +231,7 @@ impl Sink for JsonlSink {
                     stream: stream.clone(),
                     partition,
                     cursor: entry.get("cursor").cloned().unwrap_or(Value::Null),
-                    batch_id: entry
-                        .get("batch_id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    batch_id: entry.get("batch_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
                     updated_at: entry
                         .get("updated_at")
                         .and_then(Value::as_str)
@@ -306,10 +256,7 @@ impl Sink for JsonlSink {
                 }
                 Err(reason) => {
                     outcome.stats.failed += 1;
-                    outcome.failures.push(RecordFailure {
-                        key: "?".into(),
-                        reason,
-                    });
+                    outcome.failures.push(RecordFailure { key: "?".into(), reason });
                 }
             }
         }
@@ -320,11 +267,8 @@ impl Sink for JsonlSink {
         self.write_logs(batch.logs).await?;
         if let Some(update) = batch.state {
             let mut state = self.state()?;
-            let parts = state
-                .entry(batch.pipeline.clone())
-                .or_default()
-                .entry(batch.stream.name.to_owned())
-                .or_default();
+            let parts =
+                state.entry(batch.pipeline.clone()).or_default().entry(batch.stream.name.to_owned()).or_default();
             match update.checkpoint {
                 Checkpoint::Set(cursor) => {
                     parts.insert(
@@ -357,11 +301,7 @@ impl Sink for JsonlSink {
         let streams = state.entry(pipeline.to_owned()).or_default();
         for (stream, partition, cursor) in entries {
             let parts = streams.entry(stream).or_default();
-            let keys: Vec<String> = if partition == "*" {
-                parts.keys().cloned().collect()
-            } else {
-                vec![partition]
-            };
+            let keys: Vec<String> = if partition == "*" { parts.keys().cloned().collect() } else { vec![partition] };
             for k in keys {
                 match &cursor {
                     None => {
@@ -370,10 +310,7 @@ impl Sink for JsonlSink {
                         }
                     }
                     Some(c) => {
-                        parts.insert(
-                            k,
-                            json!({"cursor": c, "batch_id": batch_id, "updated_at": now_text()}),
-                        );
+                        parts.insert(k, json!({"cursor": c, "batch_id": batch_id, "updated_at": now_text()}));
                         changed += 1;
                     }
                 }
@@ -383,36 +320,19 @@ impl Sink for JsonlSink {
         Ok(changed)
     }
 
-    async fn recent_runs(
-        &mut self,
-        pipeline: &str,
-        limit: usize,
-    ) -> Result<Vec<RunRecord>, SinkError> {
-        let mut runs: Vec<RunRecord> = self
-            .runs()?
-            .into_iter()
-            .filter(|r| r.pipeline == pipeline)
-            .collect();
-        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
+        let mut runs: Vec<RunRecord> = self.runs()?.into_iter().filter(|r| r.pipeline == pipeline).collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         runs.truncate(limit);
         Ok(runs)
     }
 
-    async fn recent_errors(
-        &mut self,
-        batch_id: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LogRow>, SinkError> {
+    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
         let mut rows: Vec<LogRow> = self
             .read_lines("_ferry_logs.jsonl")?
             .into_iter()
             .filter_map(|v| {
-                let get = |k: &str| {
-                    v.get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
-                };
+                let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
                 let level = get("level");
                 (level == "WARN" || level == "ERROR").then(|| LogRow {
                     batch_id: get("batch_id"),
@@ -435,11 +355,9 @@ impl Sink for JsonlSink {
     async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
         let lines = self.read_lines("_ferry_logs.jsonl")?;
         let cutoff = ts_text(before);
-        let (keep, drop): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| {
-            v.get("created_at")
-                .and_then(Value::as_str)
-                .is_none_or(|c| c >= cutoff.as_str())
-        });
+        let (keep, drop): (Vec<Value>, Vec<Value>) = lines
+            .into_iter()
+            .partition(|v| v.get("created_at").and_then(Value::as_str).is_none_or(|c| c >= cutoff.as_str()));
         if drop.is_empty() {
             return Ok(0);
         }
@@ -449,8 +367,7 @@ impl Sink for JsonlSink {
             writeln!(f, "{l}").map_err(|e| io("pruning logs", e))?;
         }
         f.sync_all().map_err(|e| io("pruning logs", e))?;
-        std::fs::rename(&tmp, self.dir.join("_ferry_logs.jsonl"))
-            .map_err(|e| io("pruning logs", e))?;
+        std::fs::rename(&tmp, self.dir.join("_ferry_logs.jsonl")).map_err(|e| io("pruning logs", e))?;
         Ok(drop.len() as u64)
     }
 }

@@ -15,8 +15,7 @@ use ferry_core::ident::{self, quote};
 use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch,
-    WriteOutcome,
+    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed::{self, TypedValue};
@@ -26,10 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Framework migrations, in order.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_framework",
-    include_str!("../../migrations/sqlite/0001_framework.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[("0001_framework", include_str!("../../migrations/sqlite/0001_framework.sql"))];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,32 +57,21 @@ pub(crate) fn ts_text(t: DateTime<Utc>) -> String {
 }
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
 /// Runs blocking database work without stalling the async runtime's other tasks.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
 }
 
 fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
-    let s: SqliteSettings = settings
-        .parse()
-        .map_err(|e| SinkError::Open(e.to_string()))?;
-    let path = s
-        .path
-        .unwrap_or_else(|| PathBuf::from(format!("data/{}.db", pipeline.name)));
-    Ok(Box::new(SqliteSink::open(
-        &path,
-        Duration::from_millis(s.busy_timeout_ms),
-    )?))
+    let s: SqliteSettings = settings.parse()?;
+    let path = s.path.unwrap_or_else(|| PathBuf::from(format!("data/{}.db", pipeline.name)));
+    Ok(Box::new(SqliteSink::open(&path, Duration::from_millis(s.busy_timeout_ms))?))
 }
 
 ferry_core::inventory::submit! {
@@ -111,21 +96,14 @@ impl SqliteSink {
         }
         let conn = Connection::open(path).map_err(|e| cannot(&e))?;
         conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| cannot(&e))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| cannot(&e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
         }
-        conn.execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
-        )
-        .map_err(|e| cannot(&e))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+            .map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(SqliteSink {
-            conn,
-            path: path.to_owned(),
-        })
+        Ok(SqliteSink { conn, path: path.to_owned() })
     }
 
     /// The file.
@@ -149,15 +127,10 @@ impl SqliteSink {
         .map_err(|e| SinkError::db("creating ferry_migrations", e))?;
         for (version, sql) in MIGRATIONS {
             let done: bool = tx
-                .query_row(
-                    "SELECT EXISTS(SELECT 1 FROM ferry_migrations WHERE version = ?1)",
-                    [version],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT EXISTS(SELECT 1 FROM ferry_migrations WHERE version = ?1)", [version], |r| r.get(0))
                 .map_err(|e| SinkError::db("reading ferry_migrations", e))?;
             if !done {
-                tx.execute_batch(sql)
-                    .map_err(|e| SinkError::db(format!("applying migration {version}"), e))?;
+                tx.execute_batch(sql).map_err(|e| SinkError::db(format!("applying migration {version}"), e))?;
                 tx.execute(
                     "INSERT INTO ferry_migrations (version, applied_at) VALUES (?1, ?2)",
                     params![version, now_text()],
@@ -165,8 +138,7 @@ impl SqliteSink {
                 .map_err(|e| SinkError::db("recording migration", e))?;
             }
         }
-        tx.commit()
-            .map_err(|e| SinkError::db("committing migration", e))
+        tx.commit().map_err(|e| SinkError::db("committing migration", e))
     }
 
     fn existing_columns(&self, table: &str) -> Result<Vec<String>, SinkError> {
@@ -187,11 +159,7 @@ impl SqliteSink {
         if existing.is_empty() {
             let mut cols = Vec::new();
             for c in s.key_columns() {
-                cols.push(format!(
-                    "{} {} NOT NULL",
-                    quote(c.name),
-                    sql_type(c.sql_type)
-                ));
+                cols.push(format!("{} {} NOT NULL", quote(c.name), sql_type(c.sql_type)));
             }
             for c in typed::value_columns(s) {
                 cols.push(format!("{} {}", quote(c.name), sql_type(c.sql_type)));
@@ -205,22 +173,14 @@ impl SqliteSink {
             cols.push(format!("updated_at TEXT NOT NULL DEFAULT {now}"));
             let key: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
             cols.push(format!("UNIQUE ({})", key.join(", ")));
-            let sql = format!(
-                "CREATE TABLE {} (\n  {}\n)",
-                quote(s.table),
-                cols.join(",\n  ")
-            );
-            self.conn
-                .execute_batch(&sql)
-                .map_err(|e| SinkError::db(format!("creating table {}", s.table), e))?;
+            let sql = format!("CREATE TABLE {} (\n  {}\n)", quote(s.table), cols.join(",\n  "));
+            self.conn.execute_batch(&sql).map_err(|e| SinkError::db(format!("creating table {}", s.table), e))?;
             let idx = format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (sync_batch_id)",
                 quote(&format!("idx_{}_sync_batch_id", s.table)),
                 quote(s.table)
             );
-            self.conn
-                .execute_batch(&idx)
-                .map_err(|e| SinkError::db(format!("indexing {}", s.table), e))?;
+            self.conn.execute_batch(&idx).map_err(|e| SinkError::db(format!("indexing {}", s.table), e))?;
             tracing::info!(step = "schema", table = s.table, "created table");
             return Ok(());
         }
@@ -228,15 +188,11 @@ impl SqliteSink {
         let mut added = Vec::new();
         for c in s.columns {
             if !has(c.name) {
-                let sql = format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    quote(s.table),
-                    quote(c.name),
-                    sql_type(c.sql_type)
-                );
-                self.conn.execute_batch(&sql).map_err(|e| {
-                    SinkError::db(format!("adding column {}.{}", s.table, c.name), e)
-                })?;
+                let sql =
+                    format!("ALTER TABLE {} ADD COLUMN {} {}", quote(s.table), quote(c.name), sql_type(c.sql_type));
+                self.conn
+                    .execute_batch(&sql)
+                    .map_err(|e| SinkError::db(format!("adding column {}.{}", s.table, c.name), e))?;
                 added.push(c.name);
             }
         }
@@ -291,57 +247,27 @@ struct StreamSql {
 fn stream_sql(s: &StreamDescriptor) -> StreamSql {
     let t = quote(s.table);
     let value_cols: Vec<&str> = typed::value_columns(s).map(|c| c.name).collect();
-    let key_where: Vec<String> = s
-        .primary_key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{} = ?{}", quote(k), i + 1))
-        .collect();
+    let key_where: Vec<String> =
+        s.primary_key.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), i + 1)).collect();
     let mut select_cols = vec!["rowid".to_owned(), "raw_json".to_owned()];
     select_cols.extend(value_cols.iter().map(|c| quote(c)));
-    let select = format!(
-        "SELECT {} FROM {t} WHERE {}",
-        select_cols.join(", "),
-        key_where.join(" AND ")
-    );
+    let select = format!("SELECT {} FROM {t} WHERE {}", select_cols.join(", "), key_where.join(" AND "));
     let mut insert_cols: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
     insert_cols.extend(value_cols.iter().map(|c| quote(c)));
-    for c in [
-        "raw_json",
-        "sync_batch_id",
-        "first_sync_batch_id",
-        "synced_at",
-        "created_at",
-        "updated_at",
-    ] {
+    for c in ["raw_json", "sync_batch_id", "first_sync_batch_id", "synced_at", "created_at", "updated_at"] {
         insert_cols.push(c.to_owned());
     }
     let placeholders: Vec<String> = (1..=insert_cols.len()).map(|i| format!("?{i}")).collect();
-    let insert = format!(
-        "INSERT INTO {t} ({}) VALUES ({})",
-        insert_cols.join(", "),
-        placeholders.join(", ")
-    );
-    let mut sets: Vec<String> = value_cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
-        .collect();
+    let insert = format!("INSERT INTO {t} ({}) VALUES ({})", insert_cols.join(", "), placeholders.join(", "));
+    let mut sets: Vec<String> =
+        value_cols.iter().enumerate().map(|(i, c)| format!("{} = ?{}", quote(c), i + 1)).collect();
     let n = value_cols.len();
     sets.push(format!("raw_json = ?{}", n + 1));
     sets.push(format!("sync_batch_id = ?{}", n + 2));
     sets.push(format!("synced_at = ?{}", n + 3));
     sets.push(format!("updated_at = ?{}", n + 3));
-    let update = format!(
-        "UPDATE {t} SET {} WHERE rowid = ?{}",
-        sets.join(", "),
-        n + 4
-    );
-    StreamSql {
-        select,
-        insert,
-        update,
-    }
+    let update = format!("UPDATE {t} SET {} WHERE rowid = ?{}", sets.join(", "), n + 4);
+    StreamSql { select, insert, update }
 }
 
 enum Upsert {
@@ -359,9 +285,7 @@ fn upsert_one(
     now: &str,
 ) -> Result<Upsert, Result<RecordFailure, rusqlite::Error>> {
     let values = typed::row_values(s, &record).map_err(|reason| {
-        let key = typed::key_of(s, &record)
-            .map(|k| typed::key_text(&k))
-            .unwrap_or_else(|_| "?".into());
+        let key = typed::key_of(s, &record).map(|k| typed::key_text(&k)).unwrap_or_else(|_| "?".into());
         Ok(RecordFailure { key, reason })
     })?;
     let key_sql: Vec<SqlValue> = values.key.iter().cloned().map(to_sql).collect();
@@ -383,12 +307,7 @@ fn upsert_one(
             let raw = serde_json::to_string(&record)
                 .map_err(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
             let mut params: Vec<SqlValue> = key_sql;
-            params.extend(
-                values
-                    .columns
-                    .into_iter()
-                    .map(|c| c.map(to_sql).unwrap_or(SqlValue::Null)),
-            );
+            params.extend(values.columns.into_iter().map(|c| c.map(to_sql).unwrap_or(SqlValue::Null)));
             params.push(SqlValue::Text(raw));
             params.push(SqlValue::Text(batch_id.to_owned()));
             params.push(SqlValue::Text(batch_id.to_owned()));
@@ -396,9 +315,7 @@ fn upsert_one(
                 params.push(SqlValue::Text(now.to_owned()));
             }
             let mut insert = tx.prepare_cached(&sql.insert).map_err(Err)?;
-            insert
-                .execute(rusqlite::params_from_iter(params.iter()))
-                .map_err(Err)?;
+            insert.execute(rusqlite::params_from_iter(params.iter())).map_err(Err)?;
             Ok(Upsert::Inserted)
         }
         Some((rowid, raw, old_cols)) => {
@@ -412,12 +329,8 @@ fn upsert_one(
             }
             // Typed columns follow the merged JSON; a path the JSON never had keeps the
             // column's stored value (legacy columns filled by an older tool).
-            let merged_values = typed::row_values(s, &merged).map_err(|reason| {
-                Ok(RecordFailure {
-                    key: typed::key_text(&values.key),
-                    reason,
-                })
-            })?;
+            let merged_values = typed::row_values(s, &merged)
+                .map_err(|reason| Ok(RecordFailure { key: typed::key_text(&values.key), reason }))?;
             let mut params: Vec<SqlValue> = merged_values
                 .columns
                 .into_iter()
@@ -431,9 +344,7 @@ fn upsert_one(
             params.push(SqlValue::Text(now.to_owned()));
             params.push(SqlValue::Integer(rowid));
             let mut update = tx.prepare_cached(&sql.update).map_err(Err)?;
-            update
-                .execute(rusqlite::params_from_iter(params.iter()))
-                .map_err(Err)?;
+            update.execute(rusqlite::params_from_iter(params.iter())).map_err(Err)?;
             Ok(Upsert::Updated)
         }
     }
@@ -444,14 +355,7 @@ fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> rusqlite::Result<()> {
         "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for l in logs {
-        stmt.execute(params![
-            l.batch_id,
-            l.level,
-            l.step,
-            l.message,
-            l.meta.to_string(),
-            ts_text(l.created_at)
-        ])?;
+        stmt.execute(params![l.batch_id, l.level, l.step, l.message, l.meta.to_string(), ts_text(l.created_at)])?;
     }
     Ok(())
 }
@@ -474,10 +378,8 @@ fn apply_checkpoint(
             .execute(params![pipeline, stream, partition, cursor.to_string(), batch_id, now])?;
         }
         Checkpoint::Clear => {
-            tx.prepare_cached(
-                "DELETE FROM sync_state WHERE pipeline = ?1 AND stream = ?2 AND partition = ?3",
-            )?
-            .execute(params![pipeline, stream, partition])?;
+            tx.prepare_cached("DELETE FROM sync_state WHERE pipeline = ?1 AND stream = ?2 AND partition = ?3")?
+                .execute(params![pipeline, stream, partition])?;
         }
     }
     Ok(())
@@ -520,44 +422,47 @@ impl Sink for SqliteSink {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| SinkError::db("taking the run lock", e))?;
-            let holders: Vec<(String, String, String)> = {
+            type Holder = (String, String, String, Option<String>, Option<u32>);
+            let holders: Vec<Holder> = {
                 let mut stmt = tx
-                    .prepare("SELECT batch_id, started_at, heartbeat_at FROM sync_runs WHERE pipeline = ?1 AND status = 'running'")
+                    .prepare("SELECT batch_id, started_at, heartbeat_at, host, pid FROM sync_runs WHERE pipeline = ?1 AND status = 'running'")
                     .map_err(|e| SinkError::db("reading the run lock", e))?;
-                stmt.query_map([&run.pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                stmt.query_map([&run.pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                     .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| SinkError::db("reading the run lock", e))?
             };
-            let stale_before =
-                Utc::now() - chrono::Duration::from_std(run.stale_after).unwrap_or_default();
+            let (host, pid) = ferry_core::sink::this_process();
+            let stale_before = Utc::now() - chrono::Duration::from_std(run.stale_after).unwrap_or_default();
             let mut outcome = LockOutcome::Acquired;
-            for (batch_id, started_at, heartbeat_at) in holders {
+            for (batch_id, started_at, heartbeat_at, host, pid) in holders {
                 let hb = parse_ts(&heartbeat_at);
-                if hb > stale_before {
-                    return Err(SinkError::Locked {
-                        pipeline: run.pipeline.clone(),
-                        batch_id,
-                        started_at,
-                    });
+                let dead = ferry_core::sink::holder_alive(host.as_deref(), pid) == Some(false);
+                if hb > stale_before && !dead {
+                    return Err(SinkError::Locked { pipeline: run.pipeline.clone(), batch_id, started_at });
                 }
                 tx.execute(
                     "UPDATE sync_runs SET status = 'abandoned', finished_at = ?2 WHERE batch_id = ?1",
                     params![batch_id, now_text()],
                 )
                 .map_err(|e| SinkError::db("taking over a stale lock", e))?;
-                outcome = LockOutcome::TookOver {
-                    batch_id,
-                    heartbeat_at: hb,
-                };
+                outcome = LockOutcome::TookOver { batch_id, heartbeat_at: hb };
             }
             tx.execute(
-                "INSERT INTO sync_runs (batch_id, pipeline, mode, arguments, started_at, status, stats, heartbeat_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', '{}', ?6)",
-                params![run.batch_id, run.pipeline, run.mode, run.arguments.to_string(), ts_text(run.started_at), now_text()],
+                "INSERT INTO sync_runs (batch_id, pipeline, mode, arguments, started_at, status, stats, heartbeat_at, host, pid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', '{}', ?6, ?7, ?8)",
+                params![
+                    run.batch_id,
+                    run.pipeline,
+                    run.mode,
+                    run.arguments.to_string(),
+                    ts_text(run.started_at),
+                    now_text(),
+                    host,
+                    pid
+                ],
             )
             .map_err(|e| SinkError::db("recording the run", e))?;
-            tx.commit()
-                .map_err(|e| SinkError::db("taking the run lock", e))?;
+            tx.commit().map_err(|e| SinkError::db("taking the run lock", e))?;
             Ok(outcome)
         })
     }
@@ -565,10 +470,7 @@ impl Sink for SqliteSink {
     async fn heartbeat(&mut self, batch_id: &str) -> Result<(), SinkError> {
         blocking(|| {
             self.conn
-                .execute(
-                    "UPDATE sync_runs SET heartbeat_at = ?2 WHERE batch_id = ?1",
-                    params![batch_id, now_text()],
-                )
+                .execute("UPDATE sync_runs SET heartbeat_at = ?2 WHERE batch_id = ?1", params![batch_id, now_text()])
                 .map(|_| ())
                 .map_err(|e| SinkError::db("updating the heartbeat", e))
         })
@@ -576,18 +478,14 @@ impl Sink for SqliteSink {
 
     async fn end_run(&mut self, end: &RunEnd, logs: Vec<LogRow>) -> Result<(), SinkError> {
         blocking(|| {
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(|e| SinkError::db("recording the run's end", e))?;
+            let tx = self.conn.transaction().map_err(|e| SinkError::db("recording the run's end", e))?;
             insert_logs(&tx, &logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
             tx.execute(
                 "UPDATE sync_runs SET status = ?2, finished_at = ?3, stats = ?4, heartbeat_at = ?3 WHERE batch_id = ?1",
                 params![end.batch_id, end.status, ts_text(end.finished_at), end.stats.to_string()],
             )
             .map_err(|e| SinkError::db("recording the run's end", e))?;
-            tx.commit()
-                .map_err(|e| SinkError::db("recording the run's end", e))
+            tx.commit().map_err(|e| SinkError::db("recording the run's end", e))
         })
     }
 
@@ -655,8 +553,7 @@ impl Sink for SqliteSink {
             }
             insert_logs(&tx, &batch.logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
             if batch.dry_run {
-                tx.rollback()
-                    .map_err(|e| SinkError::db("rolling back the dry run", e))?;
+                tx.rollback().map_err(|e| SinkError::db("rolling back the dry run", e))?;
             } else {
                 tx.commit().map_err(|e| SinkError::db(ctx(), e))?;
             }
@@ -669,13 +566,9 @@ impl Sink for SqliteSink {
             return Ok(());
         }
         blocking(|| {
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(|e| SinkError::db("writing sync_logs", e))?;
+            let tx = self.conn.transaction().map_err(|e| SinkError::db("writing sync_logs", e))?;
             insert_logs(&tx, &logs).map_err(|e| SinkError::db("writing sync_logs", e))?;
-            tx.commit()
-                .map_err(|e| SinkError::db("writing sync_logs", e))
+            tx.commit().map_err(|e| SinkError::db("writing sync_logs", e))
         })
     }
 
@@ -686,10 +579,7 @@ impl Sink for SqliteSink {
         entries: Vec<(String, String, Option<Value>)>,
     ) -> Result<u64, SinkError> {
         blocking(|| {
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(|e| SinkError::db("changing sync_state", e))?;
+            let tx = self.conn.transaction().map_err(|e| SinkError::db("changing sync_state", e))?;
             let now = now_text();
             let mut changed = 0u64;
             for (stream, partition, cursor) in entries {
@@ -708,17 +598,12 @@ impl Sink for SqliteSink {
                 .map_err(|e| SinkError::db("changing sync_state", e))?;
                 changed += n as u64;
             }
-            tx.commit()
-                .map_err(|e| SinkError::db("changing sync_state", e))?;
+            tx.commit().map_err(|e| SinkError::db("changing sync_state", e))?;
             Ok(changed)
         })
     }
 
-    async fn recent_runs(
-        &mut self,
-        pipeline: &str,
-        limit: usize,
-    ) -> Result<Vec<RunRecord>, SinkError> {
+    async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -733,11 +618,7 @@ impl Sink for SqliteSink {
         })
     }
 
-    async fn recent_errors(
-        &mut self,
-        batch_id: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LogRow>, SinkError> {
+    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -754,9 +635,7 @@ impl Sink for SqliteSink {
                     level: r.get(1)?,
                     step: r.get(2)?,
                     message: r.get(3)?,
-                    meta: meta
-                        .and_then(|m| serde_json::from_str(&m).ok())
-                        .unwrap_or(Value::Null),
+                    meta: meta.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null),
                     created_at: parse_ts(&r.get::<_, String>(5)?),
                 })
             })
@@ -768,10 +647,7 @@ impl Sink for SqliteSink {
     async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
         blocking(|| {
             self.conn
-                .execute(
-                    "DELETE FROM sync_logs WHERE created_at < ?1",
-                    [ts_text(before)],
-                )
+                .execute("DELETE FROM sync_logs WHERE created_at < ?1", [ts_text(before)])
                 .map(|n| n as u64)
                 .map_err(|e| SinkError::db("pruning sync_logs", e))
         })

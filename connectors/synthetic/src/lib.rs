@@ -62,6 +62,10 @@ pub struct SyntheticConfig {
     /// Fail the credential check (tests of `ferry check`).
     #[serde(default)]
     pub check_fails: bool,
+    /// A pretend credential. Failure messages echo it (as a careless connector might echo
+    /// a URL carrying a key), which is how the tests prove redaction holds everywhere.
+    #[serde(default)]
+    pub api_token: Option<ferry_core::secret::Secret>,
 }
 
 fn default_records() -> u64 {
@@ -80,9 +84,7 @@ fn default_partitions() -> u64 {
     4
 }
 
-const REGIONS: &[&str] = &[
-    "emea", "amer", "apac", "latam", "anz", "mena", "nordics", "dach",
-];
+const REGIONS: &[&str] = &["emea", "amer", "apac", "latam", "anz", "mena", "nordics", "dach"];
 
 inventory::submit! {
     ConnectorDescriptor {
@@ -167,9 +169,7 @@ fn build(settings: &Settings, _pipeline: &PipelineConfig) -> Result<Arc<dyn Sour
             REGIONS.len()
         )));
     }
-    Ok(Arc::new(Synthetic {
-        config: Arc::new(config),
-    }))
+    Ok(Arc::new(Synthetic { config: Arc::new(config) }))
 }
 
 /// The synthetic source.
@@ -194,12 +194,7 @@ impl SyntheticConfig {
     fn last_change(&self, i: u64) -> u64 {
         (1..=self.generation)
             .rev()
-            .find(|g| {
-                unit(mix(self.seed
-                    ^ mix(i)
-                    ^ g.wrapping_mul(0xA24B_AED4_963E_E407)))
-                    < self.change_share
-            })
+            .find(|g| unit(mix(self.seed ^ mix(i) ^ g.wrapping_mul(0xA24B_AED4_963E_E407))) < self.change_share)
             .unwrap_or(0)
     }
 
@@ -213,7 +208,7 @@ impl SyntheticConfig {
             "email": format!("user{i}@example.com"),
             "name": format!("User {}", h % 100_000),
             "score": (h % 10_000) as f64 / 100.0,
-            "active": h % 3 != 0,
+            "active": !h.is_multiple_of(3),
             "signup_at": format!("2025-{:02}-{:02}T{:02}:00:00Z", 1 + h % 12, 1 + (h >> 8) % 28, (h >> 16) % 24),
             "profile": {"plan": plans[((h >> 20) as usize + changed as usize) % 4], "tags": [h % 7, h % 11]},
             "revision": changed,
@@ -222,7 +217,7 @@ impl SyntheticConfig {
             v["profile"]["changed_in"] = json!(changed);
         }
         if self.bad_record_every > 0 && i % self.bad_record_every == self.bad_record_every - 1 {
-            if (i / self.bad_record_every) % 2 == 0 {
+            if (i / self.bad_record_every).is_multiple_of(2) {
                 v["id"] = Value::Null;
             } else {
                 v["score"] = json!("not a number");
@@ -316,8 +311,10 @@ impl Scan {
                 && self.read >= limit
             {
                 self.done = true;
+                let token = self.config.api_token.as_ref().map(|t| t.expose()).unwrap_or("none");
                 return Some(Err(SourceError::Other(format!(
-                    "synthetic failure point reached after {limit} records (fail_after)"
+                    "synthetic failure point reached after {limit} records (fail_after) at /page?offset={}&token={token}",
+                    self.next
                 ))));
             }
             records.push(match self.kind {
@@ -332,67 +329,36 @@ impl Scan {
             Kind::Events => json!({"seq": stop - 1}),
             _ => json!({"offset": stop}),
         };
-        Some(Ok(
-            SourceBatch::records(records).with_checkpoint(Checkpoint::Set(cursor))
-        ))
+        Some(Ok(SourceBatch::records(records).with_checkpoint(Checkpoint::Set(cursor))))
     }
 }
 
 #[ferry_core::async_trait]
 impl Source for Synthetic {
-    async fn partitions(
-        &self,
-        _stream: &'static StreamDescriptor,
-    ) -> Result<Vec<Partition>, SourceError> {
+    async fn partitions(&self, _stream: &'static StreamDescriptor) -> Result<Vec<Partition>, SourceError> {
         Ok((0..self.config.partitions)
-            .map(|r| Partition {
-                key: REGIONS[r as usize].to_owned(),
-                context: json!(r),
-            })
+            .map(|r| Partition { key: REGIONS[r as usize].to_owned(), context: json!(r) })
             .collect())
     }
 
     fn read(&self, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
         let config = self.config.clone();
-        let state = if request.mode == RunMode::Full {
-            None
-        } else {
-            request.state
-        };
-        let offset = state
-            .as_ref()
-            .and_then(|s| s.get("offset"))
-            .and_then(Value::as_u64);
+        let state = if request.mode == RunMode::Full { None } else { request.state };
+        let offset = state.as_ref().and_then(|s| s.get("offset")).and_then(Value::as_u64);
         let (kind, next, end) = match request.stream.name {
             "users" => (Kind::Users, offset.unwrap_or(0), config.records),
             "events" => {
-                let after = state
-                    .as_ref()
-                    .and_then(|s| s.get("seq"))
-                    .and_then(Value::as_u64);
-                (
-                    Kind::Events,
-                    after.map_or(0, |s| s + 1),
-                    config.event_count(),
-                )
+                let after = state.as_ref().and_then(|s| s.get("seq")).and_then(Value::as_u64);
+                (Kind::Events, after.map_or(0, |s| s + 1), config.event_count())
             }
             _ => {
                 let r = request.partition.context.as_u64().unwrap_or(0);
                 (Kind::Orders(r), offset.unwrap_or(0), config.orders_in(r))
             }
         };
-        let fail_after = (config.fail_stream.as_deref() == Some(request.stream.name))
-            .then_some(config.fail_after);
+        let fail_after = (config.fail_stream.as_deref() == Some(request.stream.name)).then_some(config.fail_after);
         let delay = Duration::from_millis(config.delay_ms);
-        let scan = Scan {
-            config,
-            kind,
-            next,
-            end,
-            read: 0,
-            fail_after,
-            done: false,
-        };
+        let scan = Scan { config, kind, next, end, read: 0, fail_after, done: false };
         stream::unfold(scan, move |mut scan| async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -407,13 +373,8 @@ impl Source for Synthetic {
 
     async fn check(&self) -> Result<String, SourceError> {
         if self.config.check_fails {
-            return Err(SourceError::Other(
-                "synthetic check failed (check_fails = true)".into(),
-            ));
+            return Err(SourceError::Other("synthetic check failed (check_fails = true)".into()));
         }
-        Ok(format!(
-            "synthetic source ready: {} records per stream",
-            self.config.records
-        ))
+        Ok(format!("synthetic source ready: {} records per stream", self.config.records))
     }
 }

@@ -1,0 +1,14 @@
+//! End-to-end tests of the `ferry` binary. One test binary with modules, so the
+//! workspace links once (ripgrep's `tests/tests.rs` layout).
+
+// The test crate names every connector crate too, so its own registry is complete.
+use ferry_instantly as _;
+use ferry_sinks as _;
+use ferry_synthetic as _;
+
+mod bad_input;
+mod common;
+mod crash;
+mod logging;
+mod registry;
+mod sync;
