@@ -23,12 +23,22 @@ fn malformed_toml() {
 fn unknown_key_names_key_and_line() {
     let s = Scratch::new();
     check(&s, &format!("{OK_HEAD}recordz = 3\n"), 2, &["recordz", "line 6"]);
-    check(&s, "[pipeline]\nname = \"b\"\nconcurency = 2\n[source]\nconnector = \"synthetic\"\n", 2, &["concurency", "line 3"]);
+    check(
+        &s,
+        "[pipeline]\nname = \"b\"\nconcurency = 2\n[source]\nconnector = \"synthetic\"\n",
+        2,
+        &["concurency", "line 3"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    check(&Scratch::new(), "[pipeline]\nname = \"b\"\n[source]\nconnector = \"synthetic\"\nrecords = \"many\"\n", 2, &["records", "invalid type"]);
+    check(
+        &Scratch::new(),
+        "[pipeline]\nname = \"b\"\n[source]\nconnector = \"synthetic\"\nrecords = \"many\"\n",
+        2,
+        &["records", "invalid type"],
+    );
 }
 
 #[test]
@@ -44,10 +54,25 @@ fn missing_env_var_is_named() {
 #[test]
 fn unknown_names() {
     let s = Scratch::new();
-    check(&s, "[pipeline]\nname = \"b\"\n[source]\nconnector = \"salesforce\"\n", 2, &["unknown connector `salesforce`", "synthetic"]);
+    check(
+        &s,
+        "[pipeline]\nname = \"b\"\n[source]\nconnector = \"salesforce\"\n",
+        2,
+        &["unknown connector `salesforce`", "synthetic"],
+    );
     check(&s, &format!("{OK_HEAD}[sink]\ntype = \"mysql\"\n"), 2, &["unknown sink `mysql`", "sqlite"]);
-    check(&s, &format!("{OK_HEAD}[[transforms]]\ntype = \"uppercase\"\n"), 2, &["unknown transform `uppercase`", "hash_fields"]);
-    check(&s, &format!("{OK_HEAD}[[transforms]]\ntype = \"drop_fields\"\nstreams = [\"userz\"]\nfields = [\"a\"]\n"), 2, &["unknown stream `userz`"]);
+    check(
+        &s,
+        &format!("{OK_HEAD}[[transforms]]\ntype = \"uppercase\"\n"),
+        2,
+        &["unknown transform `uppercase`", "hash_fields"],
+    );
+    check(
+        &s,
+        &format!("{OK_HEAD}[[transforms]]\ntype = \"drop_fields\"\nstreams = [\"userz\"]\nfields = [\"a\"]\n"),
+        2,
+        &["unknown stream `userz`"],
+    );
     s.write("ok.toml", OK_HEAD);
     let o = s.run(&["sync", "ok.toml", "--streams", "users,nope"]);
     expect_code(&o, 2);
@@ -63,7 +88,12 @@ fn unknown_names() {
 fn unwritable_database_path() {
     let s = Scratch::new();
     s.write("blocker", "a file where a directory should be");
-    check(&s, &format!("{OK_HEAD}[sink]\ntype = \"sqlite\"\npath = \"blocker/x.db\"\n"), 1, &["cannot open SQLite database blocker/x.db"]);
+    check(
+        &s,
+        &format!("{OK_HEAD}[sink]\ntype = \"sqlite\"\npath = \"blocker/x.db\"\n"),
+        1,
+        &["cannot open SQLite database blocker/x.db"],
+    );
 }
 
 #[test]

@@ -76,7 +76,9 @@ pub fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
     };
     let keep: Vec<String> = cols
         .into_iter()
-        .filter(|c| !["sync_batch_id", "first_sync_batch_id", "synced_at", "created_at", "updated_at"].contains(&c.as_str()))
+        .filter(|c| {
+            !["sync_batch_id", "first_sync_batch_id", "synced_at", "created_at", "updated_at"].contains(&c.as_str())
+        })
         .collect();
     let sql = format!(
         "SELECT {} FROM \"{table}\"",

@@ -54,7 +54,8 @@ fn tiers_hold_what_they_should_and_no_tier_holds_the_secret() {
     // sync_logs: warnings, errors, START / END and stream summaries only.
     let db = s.db("data/l.db");
     let mut st = db.prepare("SELECT level, step FROM sync_logs").unwrap();
-    let rows: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(String, String)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert!(rows.iter().any(|(_, s)| s == "START"));
     assert!(rows.iter().any(|(_, s)| s == "END"));
     assert_eq!(rows.iter().filter(|(_, s)| s == "STREAM_END").count(), 3);
@@ -71,10 +72,16 @@ fn tiers_hold_what_they_should_and_no_tier_holds_the_secret() {
         let mut st = db.prepare("SELECT message || ' ' || coalesce(meta, '') FROM sync_logs").unwrap();
         st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect::<Vec<_>>().join("\n")
     };
-    let runs: String = db.query_row("SELECT group_concat(stats || arguments) FROM sync_runs", [], |r| r.get(0)).unwrap();
-    for (tier, content) in
-        [("jsonl", &jsonl), ("errors", &errors), ("sync_logs", &dump), ("sync_runs", &runs), ("stdout", &stdout), ("stderr", &stderr)]
-    {
+    let runs: String =
+        db.query_row("SELECT group_concat(stats || arguments) FROM sync_runs", [], |r| r.get(0)).unwrap();
+    for (tier, content) in [
+        ("jsonl", &jsonl),
+        ("errors", &errors),
+        ("sync_logs", &dump),
+        ("sync_runs", &runs),
+        ("stdout", &stdout),
+        ("stderr", &stderr),
+    ] {
         assert!(!content.contains(TOKEN), "secret leaked into {tier}:\n{content}");
     }
     assert!(errors.contains("token=***"), "redaction marker expected:\n{errors}");

@@ -96,9 +96,8 @@ fn a_failing_stream_ends_partial_with_exit_3_and_bad_records_are_isolated() {
     assert_eq!(r["streams"]["events"]["inserted"], 400);
     let db = s.db("data/s.db");
     assert_eq!(count(&db, "SELECT count(*) FROM synthetic_events"), 400);
-    let cursor: String = db
-        .query_row("SELECT cursor FROM sync_state WHERE stream = 'events'", [], |r| r.get(0))
-        .unwrap();
+    let cursor: String =
+        db.query_row("SELECT cursor FROM sync_state WHERE stream = 'events'", [], |r| r.get(0)).unwrap();
     assert_eq!(cursor, r#"{"seq":399}"#);
     // Users: every 100th is malformed; the rest land.
     assert_eq!(r["streams"]["users"]["status"], "ok");
@@ -149,7 +148,10 @@ fn transforms_apply_per_stream() {
     assert_eq!(count(&db, "SELECT count(*) FROM synthetic_users WHERE raw_json LIKE '%tags%'"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM synthetic_users WHERE json_extract(raw_json,'$.origin') = 'test'"), 50);
     assert_eq!(count(&db, "SELECT count(DISTINCT region) FROM synthetic_orders"), 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM synthetic_events WHERE kind IS NULL AND raw_json LIKE '%event_kind%'"), 50);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM synthetic_events WHERE kind IS NULL AND raw_json LIKE '%event_kind%'"),
+        50
+    );
 }
 
 #[test]
@@ -187,7 +189,8 @@ fn a_new_typed_column_is_added_to_an_existing_table() {
     .unwrap();
     expect_code(&s.run(&["sync", "p.toml", "--quiet", "--streams", "users"]), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM synthetic_users WHERE plan IS NOT NULL"), 20);
-    let legacy: String =
-        db.query_row("SELECT json_extract(raw_json, '$.legacy') FROM synthetic_users WHERE id = 1", [], |r| r.get(0)).unwrap();
+    let legacy: String = db
+        .query_row("SELECT json_extract(raw_json, '$.legacy') FROM synthetic_users WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(legacy, "kept");
 }

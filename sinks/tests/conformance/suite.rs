@@ -1,0 +1,282 @@
+//! The behaviours, written once against `Harness`.
+
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::record::{Record, merge};
+use ferry_core::sink::{Sink, StateUpdate, WriteBatch, WriteOutcome};
+use ferry_core::source::Checkpoint;
+use serde_json::{Value, json};
+
+/// How the suite reaches a sink and reads back what it stored.
+pub trait Harness {
+    /// A fresh, empty destination.
+    fn open(&mut self) -> Box<dyn Sink>;
+    /// Stored rows of a table as (key text, raw JSON), sorted by key.
+    fn rows(&mut self, table: &str) -> Vec<(String, Value)>;
+    /// A typed column's values by key text.
+    fn column(&mut self, table: &str, column: &str) -> Vec<(String, Value)>;
+    /// Whether the sink merges upserts (JSONL appends instead).
+    fn merges(&self) -> bool {
+        true
+    }
+}
+
+pub static ITEMS: StreamDescriptor = StreamDescriptor {
+    connector: "conformance",
+    name: "items",
+    table: "conformance_items",
+    primary_key: &["id"],
+    columns: &[
+        Column::key("id", SqlType::Text, "id"),
+        Column::new("amount", SqlType::Real, "amount"),
+        Column::new("count", SqlType::Integer, "count"),
+        Column::new("city", SqlType::Text, "address.city"),
+    ],
+    mode: SyncMode::FullRefresh,
+    partitioning: Partitioning::None,
+    default_lookback_days: 0,
+    description: "conformance items",
+};
+
+/// The same table, one typed column more (a descriptor that gained a column).
+pub static ITEMS_V2: StreamDescriptor = StreamDescriptor {
+    columns: &[
+        Column::key("id", SqlType::Text, "id"),
+        Column::new("amount", SqlType::Real, "amount"),
+        Column::new("count", SqlType::Integer, "count"),
+        Column::new("city", SqlType::Text, "address.city"),
+        Column::new("zip", SqlType::Text, "address.zip"),
+    ],
+    ..ITEMS
+};
+
+/// Odd names that must be quoted, and a composite key.
+pub static ODD: StreamDescriptor = StreamDescriptor {
+    connector: "conformance",
+    name: "odd",
+    table: "odd table-name.v2",
+    primary_key: &["select", "my key"],
+    columns: &[
+        Column::key("select", SqlType::Text, "a"),
+        Column::key("my key", SqlType::Integer, "b"),
+        Column::new("from", SqlType::Text, "c"),
+    ],
+    mode: SyncMode::FullRefresh,
+    partitioning: Partitioning::None,
+    default_lookback_days: 0,
+    description: "odd names",
+};
+
+fn rec(v: Value) -> Record {
+    v.as_object().expect("object").clone()
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+pub async fn write(
+    sink: &mut Box<dyn Sink>,
+    stream: &'static StreamDescriptor,
+    batch: &str,
+    records: Vec<Record>,
+    checkpoint: Option<Checkpoint>,
+) -> WriteOutcome {
+    sink.write(WriteBatch {
+        pipeline: "conf".into(),
+        batch_id: batch.into(),
+        stream,
+        records,
+        state: checkpoint.map(|c| StateUpdate { partition: String::new(), checkpoint: c }),
+        logs: Vec::new(),
+        dry_run: false,
+    })
+    .await
+    .expect("write")
+}
+
+async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor]) -> Box<dyn Sink> {
+    let mut sink = h.open();
+    sink.init().await.unwrap();
+    sink.prepare(streams).await.unwrap();
+    sink
+}
+
+/// Deep merge through the sink: keys only in old rows are kept, nested too; explicit
+/// null stored; arrays replaced; a record merged into itself is unchanged.
+pub fn merge_semantics(h: &mut impl Harness) {
+    if !h.merges() {
+        return;
+    }
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let first =
+            json!({"id": "a", "amount": 1.5, "address": {"city": "Oslo", "zip": "0150"}, "tags": [1, 2], "note": "x"});
+        let o = write(&mut sink, &ITEMS, "b1", vec![rec(first.clone())], None).await;
+        assert_eq!(o.stats.inserted, 1);
+        let o = write(&mut sink, &ITEMS, "b2", vec![rec(first.clone())], None).await;
+        assert_eq!((o.stats.unchanged, o.stats.updated), (1, 0), "same record is unchanged");
+        let second = json!({"id": "a", "address": {"city": "Bergen"}, "tags": [3], "note": null});
+        let o = write(&mut sink, &ITEMS, "b3", vec![rec(second.clone())], None).await;
+        assert_eq!(o.stats.updated, 1);
+        let mut expected = first.clone();
+        merge(&mut expected, second);
+        assert_eq!(
+            expected,
+            json!({"id": "a", "amount": 1.5, "address": {"city": "Bergen", "zip": "0150"}, "tags": [3], "note": null})
+        );
+        assert_eq!(h.rows("conformance_items"), vec![("a".to_owned(), expected)]);
+        assert_eq!(h.column("conformance_items", "city"), vec![("a".to_owned(), json!("Bergen"))]);
+        assert_eq!(h.column("conformance_items", "amount"), vec![("a".to_owned(), json!(1.5))]);
+    });
+}
+
+/// A sequence of partial records lands as the in-memory merge of them, key by key.
+pub fn merge_sequence(h: &mut impl Harness, seq: &[(u8, Value)]) {
+    if !h.merges() {
+        return;
+    }
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let mut expected: std::collections::BTreeMap<String, Value> = Default::default();
+        for (i, (k, v)) in seq.iter().enumerate() {
+            let id = format!("k{k}");
+            let mut r = v.as_object().cloned().unwrap_or_default();
+            r.insert("id".into(), json!(id));
+            let o = write(&mut sink, &ITEMS, &format!("b{i}"), vec![r.clone()], None).await;
+            let entry = expected.entry(id).or_insert_with(|| json!({}));
+            let changed = merge(entry, Value::Object(r));
+            let total = o.stats.inserted + o.stats.updated + o.stats.unchanged + o.stats.failed;
+            assert_eq!(total, 1);
+            if o.stats.failed == 0 {
+                assert_eq!(o.stats.unchanged == 1, !changed && o.stats.inserted == 0);
+            }
+        }
+        let stored: std::collections::BTreeMap<String, Value> = h.rows("conformance_items").into_iter().collect();
+        for (k, v) in &stored {
+            assert_eq!(Some(v), expected.get(k), "row {k}");
+        }
+    });
+}
+
+/// Unchanged rows are not rewritten: their batch ids stay.
+pub fn unchanged_not_rewritten(h: &mut impl Harness) {
+    if !h.merges() {
+        return;
+    }
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let records: Vec<Record> = (0..50).map(|i| rec(json!({"id": format!("r{i}"), "count": i}))).collect();
+        write(&mut sink, &ITEMS, "first", records.clone(), None).await;
+        let mut changed = records.clone();
+        changed[7].insert("count".into(), json!(700));
+        let o = write(&mut sink, &ITEMS, "second", changed, None).await;
+        assert_eq!((o.stats.updated, o.stats.unchanged), (1, 49));
+        let batches = h.column("conformance_items", "sync_batch_id");
+        let second: Vec<&String> = batches.iter().filter(|(_, b)| b == "second").map(|(k, _)| k).collect();
+        assert_eq!(second, vec!["r7"]);
+        let firsts = h.column("conformance_items", "first_sync_batch_id");
+        assert!(firsts.iter().all(|(_, b)| b == "first"));
+    });
+}
+
+/// A bad record (missing key, wrong type) is counted and does not stop its batch.
+pub fn failed_record_isolated(h: &mut impl Harness) {
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let mut records: Vec<Record> = (0..10).map(|i| rec(json!({"id": format!("r{i}"), "count": i}))).collect();
+        records.insert(3, rec(json!({"count": 1})));
+        if h.merges() {
+            records.insert(6, rec(json!({"id": "bad-type", "count": "eleven"})));
+        }
+        let o = write(&mut sink, &ITEMS, "b", records, Some(Checkpoint::Set(json!({"page": 1})))).await;
+        let bad = if h.merges() { 2 } else { 1 };
+        assert_eq!(o.stats.failed, bad);
+        assert_eq!(o.stats.inserted, 10);
+        assert_eq!(o.failures.len() as u64, bad);
+        if h.merges() {
+            assert!(o.failures.iter().any(|f| f.key == "bad-type" && f.reason.contains("count")));
+        }
+        assert_eq!(h.rows("conformance_items").len(), 10);
+        let state = sink.load_state("conf").await.unwrap();
+        assert_eq!(state.len(), 1, "the batch's checkpoint committed with it");
+        assert_eq!(state[0].cursor, json!({"page": 1}));
+    });
+}
+
+/// Full 500-record batches, with state saved and then cleared.
+pub fn batches_of_500_with_state(h: &mut impl Harness) {
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        for b in 0..3 {
+            let records: Vec<Record> =
+                (0..500).map(|i| rec(json!({"id": format!("{b}-{i}"), "amount": i as f64 / 3.0}))).collect();
+            let o = write(&mut sink, &ITEMS, &format!("b{b}"), records, Some(Checkpoint::Set(json!({"b": b})))).await;
+            assert_eq!(o.stats.inserted, 500);
+            let state = sink.load_state("conf").await.unwrap();
+            assert_eq!(state[0].cursor, json!({"b": b}));
+        }
+        assert_eq!(h.rows("conformance_items").len(), 1500);
+        write(&mut sink, &ITEMS, "done", Vec::new(), Some(Checkpoint::Clear)).await;
+        assert!(sink.load_state("conf").await.unwrap().is_empty());
+    });
+}
+
+/// A dry run reports counts and stores neither rows nor state.
+pub fn dry_run_writes_nothing(h: &mut impl Harness) {
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let o = sink
+            .write(WriteBatch {
+                pipeline: "conf".into(),
+                batch_id: "dry".into(),
+                stream: &ITEMS,
+                records: vec![rec(json!({"id": "x"}))],
+                state: Some(StateUpdate { partition: String::new(), checkpoint: Checkpoint::Set(json!(1)) }),
+                logs: Vec::new(),
+                dry_run: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(o.stats.inserted, 1);
+        assert!(h.rows("conformance_items").is_empty());
+        assert!(sink.load_state("conf").await.unwrap().is_empty());
+    });
+}
+
+/// A typed column added to the descriptor is added to the existing table in place.
+pub fn new_typed_column(h: &mut impl Harness) {
+    if !h.merges() {
+        return;
+    }
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        write(&mut sink, &ITEMS, "b1", vec![rec(json!({"id": "a", "address": {"zip": "0150"}}))], None).await;
+        drop(sink);
+        let mut sink = prepared(h, &[&ITEMS_V2]).await;
+        write(&mut sink, &ITEMS_V2, "b2", vec![rec(json!({"id": "b", "address": {"zip": "5003"}}))], None).await;
+        write(&mut sink, &ITEMS_V2, "b3", vec![rec(json!({"id": "a", "count": 2}))], None).await;
+        let zips = h.column("conformance_items", "zip");
+        assert_eq!(zips, vec![("a".to_owned(), json!("0150")), ("b".to_owned(), json!("5003"))]);
+    });
+}
+
+/// Table and column names that need quoting work.
+pub fn odd_names_quoted(h: &mut impl Harness) {
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ODD]).await;
+        let o = write(
+            &mut sink,
+            &ODD,
+            "b",
+            vec![rec(json!({"a": "x", "b": 1, "c": "one"})), rec(json!({"a": "x", "b": 2, "c": "two"}))],
+            None,
+        )
+        .await;
+        assert_eq!(o.stats.inserted, 2);
+        let o = write(&mut sink, &ODD, "b2", vec![rec(json!({"a": "x", "b": 2, "c": "two"}))], None).await;
+        if h.merges() {
+            assert_eq!(o.stats.unchanged, 1);
+        }
+        assert_eq!(h.rows("odd table-name.v2").len(), if h.merges() { 2 } else { 3 });
+    });
+}
