@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use ferry_sinks as _;
 
+// The same allocator as the `ferry` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn pipeline_text(n: u64, db: &str) -> String {
     format!(
         "[pipeline]\nname = \"bench\"\nstreams = [\"users\"]\n[source]\nconnector = \"synthetic\"\nrecords = {n}\npage_size = 500\n[sink]\ntype = \"sqlite\"\npath = \"{db}\"\n"

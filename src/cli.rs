@@ -64,6 +64,67 @@ Examples:
     /// Log maintenance
     #[command(subcommand)]
     Logs(LogsCommand),
+
+    /// No API key needed: run the Instantly pipeline against the built-in simulator
+    #[command(after_help = "\
+Starts the Instantly simulator on a free loopback port, syncs it into data/demo.db with
+the real pipeline (HTTP, rate limiter, engine, SQLite), then prints a per-stream summary
+and the monitoring queries. Run it twice to see incremental behaviour.
+
+Example:
+  ferry demo")]
+    Demo(DemoArgs),
+
+    /// Serve a connector's API simulator for manual use and benchmarks
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Database to sync into
+    #[arg(long, default_value = "data/demo.db")]
+    pub db: String,
+    /// Simulator seed
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// The Instantly API v2 simulator on 127.0.0.1
+    #[command(after_help = "\
+Example (then, in another terminal: ferry sync examples/instantly-demo.toml):
+  ferry sim instantly --port 8716")]
+    Instantly(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 = any free port)
+    #[arg(long, default_value_t = 8716)]
+    pub port: u16,
+    /// Seed of the generated data
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Campaigns
+    #[arg(long, default_value_t = 5)]
+    pub campaigns: usize,
+    /// Leads per campaign
+    #[arg(long, default_value_t = 200)]
+    pub leads_per_campaign: usize,
+    /// Latency added to every response, milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered with a random 5xx (0.0 to 1.0)
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Workspace budget the simulator enforces with 429s, requests per second
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// API key the simulator accepts
+    #[arg(long, default_value = "sim-key")]
+    pub api_key: String,
 }
 
 #[derive(Debug, Args)]

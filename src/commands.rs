@@ -15,20 +15,21 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{Command, LogsCommand, StateCommand, StatusArgs, SyncArgs};
+use crate::cli::{Command, LogsCommand, SimArgs, SimCommand, StateCommand, StatusArgs, SyncArgs};
 use crate::output;
 
 /// An error with the exit code it maps to.
 pub struct CliError {
+    /// Exit code.
     pub code: u8,
     pub error: anyhow::Error,
 }
 
 impl CliError {
-    fn usage(e: impl Into<anyhow::Error>) -> Self {
+    pub fn usage(e: impl Into<anyhow::Error>) -> Self {
         CliError { code: 2, error: e.into() }
     }
-    fn failed(e: impl Into<anyhow::Error>) -> Self {
+    pub fn failed(e: impl Into<anyhow::Error>) -> Self {
         CliError { code: 1, error: e.into() }
     }
 }
@@ -51,7 +52,7 @@ impl From<ferry_core::error::SinkError> for CliError {
     }
 }
 
-type Result<T> = std::result::Result<T, CliError>;
+pub type Result<T> = std::result::Result<T, CliError>;
 
 pub async fn dispatch(command: Command) -> Result<u8> {
     match command {
@@ -63,6 +64,8 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::State(StateCommand::Show(p)) => state_show(&p.pipeline).await,
         Command::State(StateCommand::Reset { pipeline, stream }) => state_reset(&pipeline.pipeline, stream).await,
         Command::Logs(LogsCommand::Prune { pipeline, older_than }) => logs_prune(&pipeline.pipeline, older_than).await,
+        Command::Demo(args) => crate::demo::demo(args).await,
+        Command::Sim(SimCommand::Instantly(args)) => sim_instantly(args).await,
     }
 }
 
@@ -97,13 +100,13 @@ fn connectors() -> Result<u8> {
     Ok(0)
 }
 
-fn open_sink(config: &PipelineConfig) -> Result<Box<dyn Sink>> {
+pub fn open_sink(config: &PipelineConfig) -> Result<Box<dyn Sink>> {
     let registry = Registry::global()?;
     let d = registry.sink(&config.sink_type)?;
     Ok((d.open)(&config.sink, config)?)
 }
 
-fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
+pub fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
     let level = match (quiet, config.map(|c| c.logging.level.as_str())) {
         (true, _) => LevelFilter::WARN,
         (false, Some(l)) => l.parse().map_err(|_| {
@@ -127,7 +130,7 @@ async fn init(spec: &str) -> Result<u8> {
     Ok(0)
 }
 
-fn install_signal_handlers(cancel: CancellationToken) {
+pub fn install_signal_handlers(cancel: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -356,5 +359,26 @@ async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
     let (rows, files) = prune(&config, &mut sink, older).await?;
     println!("removed {files} log file(s) and {rows} sync_logs row(s)");
     let _ = std::io::stdout().is_terminal();
+    Ok(0)
+}
+
+async fn sim_instantly(args: SimArgs) -> Result<u8> {
+    use ferry_instantly::sim::SimConfig;
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        return Err(CliError::usage(anyhow!("--fail-rate={}: use a share between 0.0 and 1.0", args.fail_rate)));
+    }
+    let cfg = SimConfig {
+        seed: args.seed,
+        campaigns: args.campaigns,
+        leads_per_campaign: args.leads_per_campaign,
+        latency_ms: args.latency_ms,
+        fail_rate: args.fail_rate,
+        rate_limit_per_sec: args.rate_limit,
+        api_key: args.api_key,
+        ..SimConfig::default()
+    };
+    ferry_instantly::sim::run_standalone(cfg, args.port)
+        .await
+        .map_err(|e| CliError::failed(anyhow!("cannot serve the simulator on 127.0.0.1:{}: {e}", args.port)))?;
     Ok(0)
 }

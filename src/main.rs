@@ -8,9 +8,14 @@ use ferry_synthetic as _;
 
 mod cli;
 mod commands;
+mod demo;
 mod output;
 
 use std::process::ExitCode;
+
+// JSON-heavy work allocates many small maps; mimalloc handles that faster than glibc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 

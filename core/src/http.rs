@@ -1,8 +1,24 @@
 //! Core's HTTP client: every outbound request of a connector goes through it.
+//!
+//! It applies the pipeline's named rate-limit budgets (governor, shared by every stream
+//! and partition of a run), sends an explicit User-Agent, retries what is transient (429
+//! honouring `Retry-After`, 5xx, timeouts, connection resets, truncated or malformed
+//! bodies) with capped exponential backoff and jitter inside a per-stream retry budget,
+//! and turns what is not (400, 401, 402, 403, 404) into a plain message at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::HttpError;
+use crate::secret::{Secret, redact};
 
 /// Counters shared by all requests of a source.
 #[derive(Debug, Default)]
@@ -20,7 +36,7 @@ pub struct HttpMetrics {
 }
 
 /// A copy of the counters.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HttpMetricsSnapshot {
     /// Requests sent (including retries).
     pub requests: u64,
@@ -44,5 +60,465 @@ impl HttpMetrics {
             limiter_wait_ms: self.limiter_wait_ms.load(Ordering::Relaxed),
             backoff_ms: self.backoff_ms.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// One named budget: requests per second and/or per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Requests per second.
+    #[serde(default)]
+    pub per_second: Option<u32>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+}
+
+/// The rate limiter of one run: named budgets, each with one or two quotas. Requests
+/// are spaced evenly (no bursts), so a server counting in sliding windows never sees
+/// more than the budget.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    budgets: BTreeMap<String, Vec<(Duration, DefaultDirectRateLimiter)>>,
+}
+
+impl Limiter {
+    /// Builds the limiter from named budgets (zero or missing rates are ignored).
+    pub fn new(budgets: &BTreeMap<String, Budget>) -> Self {
+        let mut out = BTreeMap::new();
+        for (name, b) in budgets {
+            let mut quotas = Vec::new();
+            for (n, period) in [(b.per_second, Duration::from_secs(1)), (b.per_minute, Duration::from_secs(60))] {
+                if let Some(n) = n.and_then(NonZeroU32::new) {
+                    let interval = period / n.get();
+                    if let Some(q) = Quota::with_period(interval) {
+                        quotas.push((interval, RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))));
+                    }
+                }
+            }
+            out.insert(name.clone(), quotas);
+        }
+        Limiter { budgets: out }
+    }
+
+    /// Waits until every named budget admits one request; returns the time waited.
+    pub async fn acquire(&self, names: &[&str]) -> Duration {
+        let start = Instant::now();
+        for name in names {
+            if let Some(quotas) = self.budgets.get(*name) {
+                for (interval, q) in quotas {
+                    // A little jitter spreads concurrent waiters instead of waking them together.
+                    q.until_ready_with_jitter(Jitter::up_to(*interval / 20)).await;
+                }
+            }
+        }
+        start.elapsed()
+    }
+
+    /// The rate (requests per second) of a budget's tightest quota.
+    pub fn rate(&self, name: &str) -> Option<f64> {
+        self.budgets.get(name)?.iter().map(|(i, _)| 1.0 / i.as_secs_f64()).min_by(f64::total_cmp)
+    }
+}
+
+/// Retry behaviour.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First backoff (doubles each retry), milliseconds.
+    #[serde(default = "default_base_ms")]
+    pub base_backoff_ms: u64,
+    /// Longest single wait, milliseconds (also caps `Retry-After`).
+    #[serde(default = "default_cap_ms")]
+    pub max_backoff_ms: u64,
+    /// Retries allowed per stream over the whole run before it fails.
+    #[serde(default = "default_stream_budget")]
+    pub stream_retry_budget: u32,
+    /// Connect timeout, seconds.
+    #[serde(default = "default_connect")]
+    pub connect_timeout_secs: u64,
+    /// Whole-request timeout, seconds.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_attempts() -> u32 {
+    6
+}
+fn default_base_ms() -> u64 {
+    500
+}
+fn default_cap_ms() -> u64 {
+    30_000
+}
+fn default_stream_budget() -> u32 {
+    50
+}
+fn default_connect() -> u64 {
+    10
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: default_attempts(),
+            base_backoff_ms: default_base_ms(),
+            max_backoff_ms: default_cap_ms(),
+            stream_retry_budget: default_stream_budget(),
+            connect_timeout_secs: default_connect(),
+            request_timeout_secs: default_timeout(),
+        }
+    }
+}
+
+/// Retries left for one stream in this run.
+#[derive(Debug)]
+pub struct RetryBudget {
+    left: AtomicU32,
+}
+
+impl RetryBudget {
+    /// A budget of `n` retries.
+    pub fn new(n: u32) -> Arc<Self> {
+        Arc::new(RetryBudget { left: AtomicU32::new(n) })
+    }
+
+    fn take(&self) -> bool {
+        self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+/// What a connector tells users for the statuses that are their problem to fix.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorHints {
+    /// Service name in messages (`instantly`).
+    pub service: &'static str,
+    /// 401.
+    pub unauthorized: &'static str,
+    /// 402.
+    pub payment_required: &'static str,
+    /// 403 with a JSON body.
+    pub forbidden: &'static str,
+    /// 403 whose body is not JSON (a proxy or WAF in the way).
+    pub proxy_block: &'static str,
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, without trailing slash.
+    pub base_url: String,
+    /// Explicit User-Agent.
+    pub user_agent: String,
+    /// Bearer token.
+    pub bearer: Option<Secret>,
+    /// Named budgets.
+    pub budgets: BTreeMap<String, Budget>,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Messages for non-retryable statuses.
+    pub hints: ErrorHints,
+}
+
+/// An HTTP request relative to the base URL.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// Path below the base URL (`/campaigns`).
+    pub path: String,
+    /// Query parameters (encoded by the client).
+    pub query: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Option<Value>,
+    /// Budgets this request counts against.
+    pub budgets: Vec<&'static str>,
+}
+
+impl Request {
+    /// A GET.
+    pub fn get(path: impl Into<String>) -> Self {
+        Request { method: reqwest::Method::GET, path: path.into(), query: Vec::new(), body: None, budgets: Vec::new() }
+    }
+
+    /// A POST with a JSON body.
+    pub fn post(path: impl Into<String>, body: Value) -> Self {
+        Request {
+            method: reqwest::Method::POST,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+            budgets: Vec::new(),
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.query.push((k.into(), v.into()));
+        self
+    }
+
+    /// Counts the request against these budgets.
+    pub fn budgets(mut self, names: &[&'static str]) -> Self {
+        self.budgets.extend_from_slice(names);
+        self
+    }
+
+    /// `GET /path` for messages (no query: values may be sensitive).
+    pub fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// The client a connector builds once per run and shares between its streams.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    config: Arc<ClientConfig>,
+    limiter: Arc<Limiter>,
+    metrics: Arc<HttpMetrics>,
+}
+
+enum Attempt {
+    Done(Value),
+    Retry { wait: Option<Duration>, reason: String, status: Option<u16> },
+    Fail(HttpError),
+}
+
+/// Parses `Retry-After`: delta seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+impl HttpClient {
+    /// Builds the client.
+    pub fn new(config: ClientConfig) -> Result<Self, HttpError> {
+        let inner = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(Duration::from_secs(config.retry.connect_timeout_secs))
+            .timeout(Duration::from_secs(config.retry.request_timeout_secs))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| HttpError {
+                status: None,
+                endpoint: String::new(),
+                message: format!("cannot build the HTTP client: {e}"),
+                transient: false,
+            })?;
+        let limiter = Arc::new(Limiter::new(&config.budgets));
+        Ok(HttpClient { inner, config: Arc::new(config), limiter, metrics: Arc::default() })
+    }
+
+    /// The shared counters.
+    pub fn metrics(&self) -> Arc<HttpMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The limiter (for budget-bound computations in benchmarks).
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// A fresh retry budget for one stream.
+    pub fn retry_budget(&self) -> Arc<RetryBudget> {
+        RetryBudget::new(self.config.retry.stream_retry_budget)
+    }
+
+    /// Sends a request and decodes its JSON body, retrying what is transient.
+    pub async fn send_json(&self, req: &Request, budget: &RetryBudget) -> Result<Value, HttpError> {
+        let policy = self.config.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let waited = self.limiter.acquire(&req.budgets).await;
+            self.metrics.limiter_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+            self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+            match self.attempt(req).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { wait, reason, status } => {
+                    if status == Some(429) {
+                        self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let exhausted = attempt >= policy.max_attempts;
+                    if exhausted || !budget.take() {
+                        let why = if exhausted {
+                            format!("gave up after {attempt} attempts")
+                        } else {
+                            "the stream's retry budget is spent".to_owned()
+                        };
+                        return Err(HttpError {
+                            status,
+                            endpoint: req.endpoint(),
+                            message: format!("{}: {reason}; {why}; try again later", req.endpoint()),
+                            transient: true,
+                        });
+                    }
+                    let backoff = wait.unwrap_or_else(|| {
+                        let exp = policy.base_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
+                        let capped = exp.min(policy.max_backoff_ms);
+                        // Full jitter: anywhere in [capped/2, capped].
+                        Duration::from_millis(rand::rng().random_range(capped / 2..=capped.max(1)))
+                    });
+                    let backoff = backoff.min(Duration::from_millis(policy.max_backoff_ms));
+                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.backoff_ms.fetch_add(backoff.as_millis() as u64, Ordering::Relaxed);
+                    tracing::warn!(
+                        step = "fetch",
+                        endpoint = %req.endpoint(),
+                        status,
+                        attempt,
+                        wait_ms = backoff.as_millis() as u64,
+                        reason = %reason,
+                        "retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, req: &Request) -> Attempt {
+        let url = format!("{}{}", self.config.base_url, req.path);
+        let mut builder = self.inner.request(req.method.clone(), &url).query(&req.query);
+        if let Some(token) = &self.config.bearer {
+            builder = builder.bearer_auth(token.expose());
+        }
+        if let Some(body) = &req.body {
+            builder = builder.json(body);
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "connection failed"
+                };
+                return Attempt::Retry {
+                    wait: None,
+                    reason: format!("{kind}: {}", redact(&root_cause(&e))),
+                    status: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    wait: None,
+                    reason: format!("response body cut off: {}", redact(&root_cause(&e))),
+                    status: Some(status),
+                };
+            }
+        };
+        let json: Result<Value, _> = serde_json::from_slice(&body);
+        let hints = &self.config.hints;
+        let endpoint = req.endpoint();
+        let detail = || match &json {
+            Ok(v) => v
+                .get("message")
+                .or_else(|| v.get("error"))
+                .and_then(Value::as_str)
+                .map(|m| format!(" ({})", redact(m)))
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let fail = |message: String| {
+            Attempt::Fail(HttpError { status: Some(status), endpoint: endpoint.clone(), message, transient: false })
+        };
+        match status {
+            200..=299 => match json {
+                Ok(v) => Attempt::Done(v),
+                Err(e) => Attempt::Retry {
+                    wait: None,
+                    reason: format!("malformed JSON in a {status} response ({} bytes): {e}", body.len()),
+                    status: Some(status),
+                },
+            },
+            429 => Attempt::Retry {
+                wait: retry_after,
+                reason: format!("rate limited (429){}", detail()),
+                status: Some(429),
+            },
+            500..=599 => Attempt::Retry {
+                wait: retry_after,
+                reason: format!("server error ({status}){}", detail()),
+                status: Some(status),
+            },
+            401 => {
+                fail(format!("{} rejected the credentials (401){}: {}", hints.service, detail(), hints.unauthorized))
+            }
+            402 => fail(format!(
+                "{} refused with 402 Payment Required{}: {}",
+                hints.service,
+                detail(),
+                hints.payment_required
+            )),
+            403 if json.is_err() => fail(format!("{endpoint}: 403 with a non-JSON body: {}", hints.proxy_block)),
+            403 => fail(format!("{endpoint}: forbidden (403){}: {}", detail(), hints.forbidden)),
+            404 => fail(format!("{endpoint}: not found (404){}; check base_url", detail())),
+            408 => Attempt::Retry { wait: retry_after, reason: "request timeout (408)".into(), status: Some(408) },
+            _ => fail(format!("{endpoint}: rejected with {status}{}", detail())),
+        }
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:50Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[tokio::test]
+    async fn limiter_spaces_requests_at_the_budget_rate() {
+        let mut budgets = BTreeMap::new();
+        budgets.insert("b".to_owned(), Budget { per_second: Some(50), per_minute: None });
+        let l = Limiter::new(&budgets);
+        let start = Instant::now();
+        for _ in 0..26 {
+            l.acquire(&["b"]).await;
+        }
+        let took = start.elapsed();
+        // 25 intervals of 20 ms after the first request.
+        assert!(took >= Duration::from_millis(480), "{took:?}");
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        assert_eq!(l.rate("b"), Some(50.0));
     }
 }

@@ -122,7 +122,15 @@ impl TimeFlags {
             );
         }
         let from = self.from.as_deref().map(|v| parse_date(v).map_err(|e| flag("--from", v, e))).transpose()?;
-        let to = self.to.as_deref().map(|v| parse_date(v).map_err(|e| flag("--to", v, e))).transpose()?;
+        // A bare date as --to includes that day: the bound is the next midnight.
+        let to = self
+            .to
+            .as_deref()
+            .map(|v| {
+                let t = parse_date(v).map_err(|e| flag("--to", v, e))?;
+                Ok::<_, String>(if v.trim().len() == 10 { t + chrono::Duration::days(1) } else { t })
+            })
+            .transpose()?;
         let last = self.last.as_deref().map(|v| parse_last(v, now).map_err(|e| flag("--last", v, e))).transpose()?;
         let rollback =
             self.rollback.as_deref().map(|v| parse_date(v).map_err(|e| flag("--rollback", v, e))).transpose()?;

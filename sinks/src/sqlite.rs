@@ -20,7 +20,7 @@ use ferry_core::sink::{
 use ferry_core::source::Checkpoint;
 use ferry_core::typed::{self, TypedValue};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -100,7 +100,9 @@ impl SqliteSink {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
         }
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=4000;",
+        )
             .map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
         Ok(SqliteSink { conn, path: path.to_owned() })
@@ -237,21 +239,23 @@ fn to_sql(v: TypedValue) -> SqlValue {
     }
 }
 
-/// The three statements one stream's upsert needs.
+/// The statements one stream's upsert needs.
 struct StreamSql {
-    select: String,
     insert: String,
     update: String,
+    /// Columns selected by the existence lookup: key columns, rowid, raw_json, values.
+    lookup_head: String,
+    key_count: usize,
 }
 
 fn stream_sql(s: &StreamDescriptor) -> StreamSql {
     let t = quote(s.table);
     let value_cols: Vec<&str> = typed::value_columns(s).map(|c| c.name).collect();
-    let key_where: Vec<String> =
-        s.primary_key.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), i + 1)).collect();
-    let mut select_cols = vec!["rowid".to_owned(), "raw_json".to_owned()];
+    let mut select_cols: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
+    select_cols.push("rowid".to_owned());
+    select_cols.push("raw_json".to_owned());
     select_cols.extend(value_cols.iter().map(|c| quote(c)));
-    let select = format!("SELECT {} FROM {t} WHERE {}", select_cols.join(", "), key_where.join(" AND "));
+    let lookup_head = format!("SELECT {} FROM {t} WHERE ", select_cols.join(", "));
     let mut insert_cols: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
     insert_cols.extend(value_cols.iter().map(|c| quote(c)));
     for c in ["raw_json", "sync_batch_id", "first_sync_batch_id", "synced_at", "created_at", "updated_at"] {
@@ -267,87 +271,210 @@ fn stream_sql(s: &StreamDescriptor) -> StreamSql {
     sets.push(format!("synced_at = ?{}", n + 3));
     sets.push(format!("updated_at = ?{}", n + 3));
     let update = format!("UPDATE {t} SET {} WHERE rowid = ?{}", sets.join(", "), n + 4);
-    StreamSql { select, insert, update }
+    StreamSql { insert, update, lookup_head, key_count: s.primary_key.len() }
 }
 
-enum Upsert {
-    Inserted,
-    Updated,
-    Unchanged,
+impl StreamSql {
+    /// `... WHERE k IN (?1, ..., ?n)` or, for composite keys, `(a, b) IN (VALUES (?, ?), ...)`.
+    fn lookup(&self, s: &StreamDescriptor, rows: usize) -> String {
+        let k = self.key_count;
+        let mut sql = self.lookup_head.clone();
+        if k == 1 {
+            sql.push_str(&quote(s.primary_key[0]));
+            sql.push_str(" IN (");
+            for i in 0..rows {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("?{}", i + 1));
+            }
+            sql.push(')');
+        } else {
+            let cols: Vec<String> = s.primary_key.iter().map(|c| quote(c)).collect();
+            sql.push_str(&format!("({}) IN (VALUES ", cols.join(", ")));
+            for i in 0..rows {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let ph: Vec<String> = (0..k).map(|j| format!("?{}", i * k + j + 1)).collect();
+                sql.push_str(&format!("({})", ph.join(", ")));
+            }
+            sql.push(')');
+        }
+        sql
+    }
 }
 
-fn upsert_one(
+/// Binds a typed value without copying it.
+struct Bind<'a>(&'a TypedValue);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self.0 {
+            TypedValue::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            TypedValue::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            TypedValue::Integer(i) => ToSqlOutput::Owned(SqlValue::Integer(*i)),
+            TypedValue::Real(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
+            TypedValue::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+        })
+    }
+}
+
+/// The text form both sides of the existence lookup agree on for a key.
+fn key_string(parts: impl Iterator<Item = String>) -> String {
+    let mut out = String::new();
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push('\u{1f}');
+        }
+        out.push_str(&p);
+    }
+    out
+}
+
+fn typed_text(v: &TypedValue) -> String {
+    match v {
+        TypedValue::Bool(b) => i64::from(*b).to_string(),
+        other => other.to_key_text(),
+    }
+}
+
+fn sql_text(v: &SqlValue) -> String {
+    match v {
+        SqlValue::Null => "null".into(),
+        SqlValue::Integer(i) => i.to_string(),
+        SqlValue::Real(f) => f.to_string(),
+        SqlValue::Text(t) => t.clone(),
+        SqlValue::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// A stored row the batch touches.
+struct Existing {
+    rowid: i64,
+    raw: Map<String, Value>,
+    columns: Vec<SqlValue>,
+}
+
+/// Finds which keys of the batch already exist, in one query per 500 keys.
+fn lookup_existing(
     tx: &Transaction<'_>,
     s: &StreamDescriptor,
     sql: &StreamSql,
-    record: Map<String, Value>,
-    batch_id: &str,
-    now: &str,
-) -> Result<Upsert, Result<RecordFailure, rusqlite::Error>> {
-    let values = typed::row_values(s, &record).map_err(|reason| {
-        let key = typed::key_of(s, &record).map(|k| typed::key_text(&k)).unwrap_or_else(|_| "?".into());
-        Ok(RecordFailure { key, reason })
-    })?;
-    let key_sql: Vec<SqlValue> = values.key.iter().cloned().map(to_sql).collect();
-    let mut select = tx.prepare_cached(&sql.select).map_err(Err)?;
-    let existing = select
-        .query_row(rusqlite::params_from_iter(key_sql.iter()), |row| {
-            let rowid: i64 = row.get(0)?;
-            let raw: String = row.get(1)?;
-            let mut old_cols = Vec::with_capacity(values.columns.len());
-            for i in 0..values.columns.len() {
-                old_cols.push(row.get::<_, SqlValue>(i + 2)?);
+    keys: &[&[TypedValue]],
+    value_count: usize,
+) -> rusqlite::Result<std::collections::HashMap<String, Existing>> {
+    let mut found = std::collections::HashMap::with_capacity(keys.len());
+    let k = sql.key_count;
+    for chunk in keys.chunks(500) {
+        let mut stmt = tx.prepare_cached(&sql.lookup(s, chunk.len()))?;
+        let binds: Vec<Bind<'_>> = chunk.iter().flat_map(|key| key.iter().map(Bind)).collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(binds.iter()))?;
+        while let Some(row) = rows.next()? {
+            let mut key_parts = Vec::with_capacity(k);
+            for i in 0..k {
+                key_parts.push(sql_text(&row.get::<_, SqlValue>(i)?));
             }
-            Ok((rowid, raw, old_cols))
-        })
-        .optional()
-        .map_err(Err)?;
-    match existing {
-        None => {
-            let raw = serde_json::to_string(&record)
-                .map_err(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-            let mut params: Vec<SqlValue> = key_sql;
-            params.extend(values.columns.into_iter().map(|c| c.map(to_sql).unwrap_or(SqlValue::Null)));
-            params.push(SqlValue::Text(raw));
-            params.push(SqlValue::Text(batch_id.to_owned()));
-            params.push(SqlValue::Text(batch_id.to_owned()));
-            for _ in 0..3 {
-                params.push(SqlValue::Text(now.to_owned()));
-            }
-            let mut insert = tx.prepare_cached(&sql.insert).map_err(Err)?;
-            insert.execute(rusqlite::params_from_iter(params.iter())).map_err(Err)?;
-            Ok(Upsert::Inserted)
-        }
-        Some((rowid, raw, old_cols)) => {
-            let mut merged = match serde_json::from_str::<Value>(&raw) {
+            let raw: String = row.get(k + 1)?;
+            let raw = match serde_json::from_str::<Value>(&raw) {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            let changed = merge_objects(&mut merged, record);
-            if !changed {
-                return Ok(Upsert::Unchanged);
+            let mut columns = Vec::with_capacity(value_count);
+            for i in 0..value_count {
+                columns.push(row.get::<_, SqlValue>(k + 2 + i)?);
             }
-            // Typed columns follow the merged JSON; a path the JSON never had keeps the
-            // column's stored value (legacy columns filled by an older tool).
-            let merged_values = typed::row_values(s, &merged)
-                .map_err(|reason| Ok(RecordFailure { key: typed::key_text(&values.key), reason }))?;
-            let mut params: Vec<SqlValue> = merged_values
-                .columns
-                .into_iter()
-                .zip(old_cols)
-                .map(|(new, old)| new.map(to_sql).unwrap_or(old))
-                .collect();
-            let raw = serde_json::to_string(&merged)
-                .map_err(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-            params.push(SqlValue::Text(raw));
-            params.push(SqlValue::Text(batch_id.to_owned()));
-            params.push(SqlValue::Text(now.to_owned()));
-            params.push(SqlValue::Integer(rowid));
-            let mut update = tx.prepare_cached(&sql.update).map_err(Err)?;
-            update.execute(rusqlite::params_from_iter(params.iter())).map_err(Err)?;
-            Ok(Upsert::Updated)
+            found.insert(key_string(key_parts.into_iter()), Existing { rowid: row.get(k)?, raw, columns });
         }
     }
+    Ok(found)
+}
+
+fn to_json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Upserts a batch's records (merge, unchanged detection, failures isolated).
+fn upsert_batch(
+    tx: &Transaction<'_>,
+    s: &StreamDescriptor,
+    records: Vec<Map<String, Value>>,
+    batch_id: &str,
+    now: &str,
+) -> rusqlite::Result<WriteOutcome> {
+    let sql = stream_sql(s);
+    let mut outcome = WriteOutcome::default();
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        match typed::row_values(s, &record) {
+            Ok(values) => rows.push((record, values)),
+            Err(reason) => {
+                let key = typed::key_of(s, &record).map(|k| typed::key_text(&k)).unwrap_or_else(|_| "?".into());
+                outcome.stats.failed += 1;
+                outcome.failures.push(RecordFailure { key, reason });
+            }
+        }
+    }
+    let value_count = typed::value_columns(s).count();
+    let keys: Vec<&[TypedValue]> = rows.iter().map(|(_, v)| v.key.as_slice()).collect();
+    let mut existing = lookup_existing(tx, s, &sql, &keys, value_count)?;
+    let mut insert = tx.prepare_cached(&sql.insert)?;
+    let mut update = tx.prepare_cached(&sql.update)?;
+    let batch = TypedValue::Text(batch_id.to_owned());
+    let now = TypedValue::Text(now.to_owned());
+    for (record, values) in rows {
+        let key = key_string(values.key.iter().map(typed_text));
+        match existing.get_mut(&key) {
+            None => {
+                let raw = TypedValue::Text(serde_json::to_string(&record).map_err(to_json_err)?);
+                let cols: Vec<TypedValue> = values.columns.into_iter().map(|c| c.unwrap_or(TypedValue::Null)).collect();
+                let mut params: Vec<Bind<'_>> = values.key.iter().map(Bind).collect();
+                params.extend(cols.iter().map(Bind));
+                params.extend([Bind(&raw), Bind(&batch), Bind(&batch), Bind(&now), Bind(&now), Bind(&now)]);
+                insert.execute(rusqlite::params_from_iter(params.iter()))?;
+                outcome.stats.inserted += 1;
+                // A later record with the same key in this batch merges into this one.
+                let columns = cols.into_iter().map(to_sql).collect();
+                existing.insert(key, Existing { rowid: tx.last_insert_rowid(), raw: record, columns });
+            }
+            Some(row) => {
+                let mut merged = row.raw.clone();
+                if !merge_objects(&mut merged, record) {
+                    outcome.stats.unchanged += 1;
+                    continue;
+                }
+                // Typed columns follow the merged JSON; a path the JSON never had keeps
+                // the column's stored value (legacy columns filled by an older tool).
+                let merged_values = match typed::row_values(s, &merged) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        outcome.stats.failed += 1;
+                        outcome.failures.push(RecordFailure { key: typed::key_text(&values.key), reason });
+                        continue;
+                    }
+                };
+                let cols: Vec<SqlValue> = merged_values
+                    .columns
+                    .into_iter()
+                    .zip(row.columns.iter())
+                    .map(|(new, old)| new.map(to_sql).unwrap_or_else(|| old.clone()))
+                    .collect();
+                let raw = serde_json::to_string(&merged).map_err(to_json_err)?;
+                let mut params: Vec<&dyn rusqlite::ToSql> = cols.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
+                let (b, n, r) = (Bind(&batch), Bind(&now), row.rowid);
+                params.push(&raw);
+                params.push(&b);
+                params.push(&n);
+                params.push(&r);
+                update.execute(params.as_slice())?;
+                outcome.stats.updated += 1;
+                row.raw = merged;
+                row.columns = cols;
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> rusqlite::Result<()> {
@@ -513,7 +640,6 @@ impl Sink for SqliteSink {
     async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
         blocking(|| {
             let s = batch.stream;
-            let sql = stream_sql(s);
             let now = now_text();
             let n = batch.records.len();
             let ctx = || format!("writing {} ({n} records)", s.table);
@@ -521,24 +647,8 @@ impl Sink for SqliteSink {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| SinkError::db(ctx(), e))?;
-            let mut outcome = WriteOutcome::default();
-            for record in batch.records {
-                match upsert_one(&tx, s, &sql, record, &batch.batch_id, &now) {
-                    Ok(Upsert::Inserted) => outcome.stats.inserted += 1,
-                    Ok(Upsert::Updated) => outcome.stats.updated += 1,
-                    Ok(Upsert::Unchanged) => outcome.stats.unchanged += 1,
-                    Err(Ok(failure)) => {
-                        outcome.stats.failed += 1;
-                        outcome.failures.push(failure);
-                    }
-                    Err(Err(e)) => {
-                        return Err(SinkError::Database {
-                            context: format!("writing {} ({n} records)", s.table),
-                            message: ferry_core::secret::redact(&e.to_string()),
-                        });
-                    }
-                }
-            }
+            let outcome = upsert_batch(&tx, s, batch.records, &batch.batch_id, &now)
+                .map_err(|e| SinkError::db(format!("writing {} ({n} records)", s.table), e))?;
             if let Some(state) = &batch.state {
                 apply_checkpoint(
                     &tx,
