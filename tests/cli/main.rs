@@ -9,6 +9,7 @@ use ferry_synthetic as _;
 mod bad_input;
 mod common;
 mod crash;
+mod instantly;
 mod logging;
 mod registry;
 mod sync;

@@ -4,7 +4,10 @@ use ferry_core::registry::Registry;
 
 use crate::common::*;
 
-const EXPECTED: &[(&str, &[&str])] = &[("synthetic", &["events", "orders", "users"])];
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("instantly", &["accounts", "campaigns", "daily_analytics", "emails", "leads", "overview", "steps"]),
+    ("synthetic", &["events", "orders", "users"]),
+];
 const TRANSFORMS: &[&str] = &["add_fields", "drop_fields", "filter", "hash_fields", "rename_fields"];
 const SINKS: &[&str] = &["jsonl", "sqlite"];
 

@@ -351,7 +351,7 @@ impl Store {
                     "important_rate": 0.8,
                     "read_emulation": true,
                     "spam_save_rate": 0.02,
-                    "weekday_only": i % 2 == 0
+                    "weekday_only": i.is_multiple_of(2)
                 },
                 "warmup_custom_ftag": "warmup",
                 "increment": (["disabled", "0", "1", "2", "3", "4"][i % 6]),
@@ -360,7 +360,7 @@ impl Store {
         );
         m.insert("daily_limit".into(), json!([30, 50, 100][i % 3]));
         m.insert("status".into(), json!(status));
-        m.insert("enable_slow_ramp".into(), json!(i % 5 == 0));
+        m.insert("enable_slow_ramp".into(), json!(i.is_multiple_of(5)));
         if i % 3 != 2 {
             m.insert("inbox_placement_test_limit".into(), json!(10));
         }
@@ -382,7 +382,7 @@ impl Store {
         if i % 4 != 3 {
             m.insert("signature".into(), json!(format!("Best regards, {first}")));
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             m.insert(
                 "tracking_domain_name".into(),
                 json!(format!("track.{}", email.split('@').nth(1).unwrap_or("example.com"))),
@@ -390,7 +390,7 @@ impl Store {
             m.insert("tracking_domain_status".into(), json!("active"));
         }
         m.insert("added_by".into(), json!(uuid_str(self.user(i as u64))));
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             m.insert("modified_by".into(), json!(uuid_str(self.user(i as u64 + 1))));
         }
         m.insert("autofix_failed".into(), json!(false));
@@ -416,7 +416,7 @@ impl Store {
             let variants: Vec<u8> =
                 (0..steps).map(|s| if s == 0 { rng.random_range(1..=3) } else { rng.random_range(1..=2) }).collect();
             let open_tracking = i % 4 != 2;
-            let link_tracking = i % 3 == 0;
+            let link_tracking = i.is_multiple_of(3);
             let pl_value: f64 = match i % 4 {
                 0 => 100.0,
                 1 => 99.5,
@@ -449,7 +449,8 @@ impl Store {
                     shares.push((s as u8, v as u8, share));
                 }
             }
-            let null_step = (status != 0 && i % 2 == 0).then(|| (rng.random_range(0..6), rng.random_range(0..3)));
+            let null_step =
+                (status != 0 && i.is_multiple_of(2)).then(|| (rng.random_range(0..6), rng.random_range(0..3)));
             self.campaigns.push(Campaign {
                 id,
                 id_str: uuid_str(id),
@@ -847,7 +848,7 @@ fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
         (0..(1 + i % 3).min(n_acc)).map(|k| &s.accounts[(i + k) % n_acc]).collect()
     };
     m.insert("email_list".into(), json!(email_list));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         m.insert("email_tag_list".into(), json!([]));
     }
     // A float in a `number` field (API.md §7 gotcha 16).
@@ -858,11 +859,11 @@ fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
     }
     m.insert("link_tracking".into(), json!(s.link_tracking));
     m.insert("open_tracking".into(), json!(s.open_tracking));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         m.insert("text_only".into(), json!(false));
         m.insert("first_email_text_only".into(), json!(false));
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         m.insert("email_gap".into(), json!(10));
         m.insert("random_wait_max".into(), json!(5));
     }
@@ -879,10 +880,10 @@ fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
     } else if i % 5 == 4 {
         m.insert("auto_variant_select".into(), Value::Null);
     }
-    if matches!(s.status, 1 | 4) && i % 2 == 0 {
+    if matches!(s.status, 1 | 4) && i.is_multiple_of(2) {
         m.insert("not_sending_status".into(), json!([1, 3, 4][i % 3]));
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         m.insert("core_variables".into(), json!({}));
         m.insert(
             "custom_variables".into(),
@@ -902,7 +903,7 @@ fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
         );
     }
     m.insert("organization".into(), json!(uuid_str(s.org)));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         m.insert("owned_by".into(), json!(uuid_str(s.owner)));
     }
     m

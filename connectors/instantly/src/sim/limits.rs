@@ -41,17 +41,20 @@ impl Budget {
         }
         self.prune(now);
         let mut wait = Duration::ZERO;
+        // The request that must leave the window before one more fits: the
+        // max-th most recent (with a budget of 0, nothing ever fits).
+        let blocker = |max: u32| self.accepted.len().checked_sub(max as usize).and_then(|i| self.accepted.get(i));
         if let Some(max) = self.per_min
             && self.accepted.len() >= max as usize
         {
-            let oldest = self.accepted[self.accepted.len() - max as usize];
-            wait = wait.max(MINUTE.saturating_sub(now.duration_since(oldest)));
+            let left = blocker(max).map_or(Duration::ZERO, |t| now.duration_since(*t));
+            wait = wait.max(MINUTE.saturating_sub(left));
         }
         if let Some(max) = self.per_sec {
             let in_last_sec = self.accepted.iter().rev().take_while(|t| now.duration_since(**t) < SECOND).count();
             if in_last_sec >= max as usize {
-                let oldest = self.accepted[self.accepted.len() - max as usize];
-                wait = wait.max(SECOND.saturating_sub(now.duration_since(oldest)));
+                let left = blocker(max).map_or(Duration::ZERO, |t| now.duration_since(*t));
+                wait = wait.max(SECOND.saturating_sub(left));
             }
         }
         if wait.is_zero() { Ok(()) } else { Err(wait) }
@@ -104,6 +107,12 @@ mod tests {
         assert!(l.admit(t, false).is_ok());
         assert_eq!(l.admit(t, false), Err(1));
         assert!(l.admit(t + SECOND, false).is_ok());
+    }
+
+    #[test]
+    fn zero_budget_rejects_without_panicking() {
+        let mut l = Limits { workspace: Budget::new(Some(0), Some(0)), emails: Budget::default() };
+        assert_eq!(l.admit(Instant::now(), false), Err(60));
     }
 
     #[test]

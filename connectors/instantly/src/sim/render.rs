@@ -250,13 +250,17 @@ impl Store {
             LEAD_OPTIONAL.iter().position(|f| *f == name).is_some_and(|bit| lead.removed & (1 << bit) != 0)
         };
         let keep = |name: &str, present: bool| present && !removed(name);
-        let job_title = keep("job_title", m.chance(0.7)).then(|| *m.pick(JOB_TITLES));
-        let phone = keep("phone", m.chance(0.6)).then(|| {
-            // A few phones were cleared in the app: null rather than absent.
-            if m.chance(0.1) { None } else { Some(format!("+1{:010}", m.below(10_000_000_000))) }
-        });
+        // Every draw happens whether or not its field is kept, so removing one field
+        // leaves every other field of the lead as it was.
+        let (job_present, job_pick) = (m.chance(0.7), *m.pick(JOB_TITLES));
+        let job_title = keep("job_title", job_present).then_some(job_pick);
+        let (phone_present, phone_cleared, phone_number) = (m.chance(0.6), m.chance(0.1), m.below(10_000_000_000));
+        // A few phones were cleared in the app: null rather than absent.
+        let phone = keep("phone", phone_present)
+            .then(|| if phone_cleared { None } else { Some(format!("+1{phone_number:010}")) });
         let website = keep("website", m.chance(0.5));
-        let personalization = keep("personalization", m.chance(0.3)).then(|| *m.pick(PERSONALIZATIONS));
+        let (pers_present, pers_pick) = (m.chance(0.3), *m.pick(PERSONALIZATIONS));
+        let personalization = keep("personalization", pers_present).then_some(pers_pick);
         let payload = keep("payload", m.chance(0.8));
         let assigned = keep("assigned_to", m.chance(0.4));
         let company = keep("company_name", m.chance(0.9));
@@ -297,8 +301,8 @@ impl Store {
             company_name: company.then_some(p.company.as_str()),
             email: p.email.as_deref(),
             job_title,
-            employees: (lead.id % 3 == 0).then_some(10 + (lead.id % 490) as u64),
-            linkedin: (lead.id % 3 == 0).then(|| format!("https://www.linkedin.com/company/{}", p.domain)),
+            employees: lead.id.is_multiple_of(3).then_some(10 + (lead.id % 490) as u64),
+            linkedin: lead.id.is_multiple_of(3).then(|| format!("https://www.linkedin.com/company/{}", p.domain)),
         });
         LeadOut {
             id: Id(lead.id),
