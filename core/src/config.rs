@@ -252,7 +252,7 @@ impl PipelineConfig {
         let p = raw.pipeline;
         let name = interpolate(&p.name, "pipeline.name", file)?;
         crate::ident::validate(&name).map_err(|e| invalid(format!("[pipeline] name: {e}")))?;
-        let concurrency = p.concurrency.unwrap_or(4);
+        let concurrency = p.concurrency.unwrap_or(8);
         if concurrency == 0 || concurrency > 256 {
             return Err(invalid(format!("[pipeline] concurrency = {concurrency}: use 1 to 256")));
         }
@@ -413,7 +413,7 @@ path = "data/t.db"
         assert_eq!(p.connector, "synthetic");
         assert_eq!(p.sink_type, "sqlite");
         assert_eq!(p.transforms[0].streams.as_deref(), Some(&["users".to_owned()][..]));
-        assert_eq!(p.concurrency, 4);
+        assert_eq!(p.concurrency, 8);
         assert_eq!(p.logging.retention_days, 30);
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -75,6 +75,9 @@ pub struct Budget {
     pub per_minute: Option<u32>,
 }
 
+/// Requests are spaced this much wider than a budget's exact interval.
+pub const PACING_MARGIN: f64 = 1.03;
+
 /// The rate limiter of one run: named budgets, each with one or two quotas. Requests
 /// are spaced evenly (no bursts), so a server counting in sliding windows never sees
 /// more than the budget.
@@ -91,7 +94,9 @@ impl Limiter {
             let mut quotas = Vec::new();
             for (n, period) in [(b.per_second, Duration::from_secs(1)), (b.per_minute, Duration::from_secs(60))] {
                 if let Some(n) = n.and_then(NonZeroU32::new) {
-                    let interval = period / n.get();
+                    // Paced slightly under the budget, so that scheduling and network
+                    // jitter never squeeze n + 1 requests into a server's sliding window.
+                    let interval = period.mul_f64(PACING_MARGIN) / n.get();
                     if let Some(q) = Quota::with_period(interval) {
                         quotas.push((interval, RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))));
                     }
@@ -107,9 +112,8 @@ impl Limiter {
         let start = Instant::now();
         for name in names {
             if let Some(quotas) = self.budgets.get(*name) {
-                for (interval, q) in quotas {
-                    // A little jitter spreads concurrent waiters instead of waking them together.
-                    q.until_ready_with_jitter(Jitter::up_to(*interval / 20)).await;
+                for (_, q) in quotas {
+                    q.until_ready().await;
                 }
             }
         }
@@ -132,9 +136,12 @@ pub struct RetryPolicy {
     /// First backoff (doubles each retry), milliseconds.
     #[serde(default = "default_base_ms")]
     pub base_backoff_ms: u64,
-    /// Longest single wait, milliseconds (also caps `Retry-After`).
+    /// Longest backoff between retries, milliseconds.
     #[serde(default = "default_cap_ms")]
     pub max_backoff_ms: u64,
+    /// Longest `Retry-After` honoured, seconds; a longer one fails the stream.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_secs: u64,
     /// Retries allowed per stream over the whole run before it fails.
     #[serde(default = "default_stream_budget")]
     pub stream_retry_budget: u32,
@@ -155,6 +162,9 @@ fn default_base_ms() -> u64 {
 fn default_cap_ms() -> u64 {
     30_000
 }
+fn default_max_retry_after() -> u64 {
+    300
+}
 fn default_stream_budget() -> u32 {
     50
 }
@@ -171,6 +181,7 @@ impl Default for RetryPolicy {
             max_attempts: default_attempts(),
             base_backoff_ms: default_base_ms(),
             max_backoff_ms: default_cap_ms(),
+            max_retry_after_secs: default_max_retry_after(),
             stream_retry_budget: default_stream_budget(),
             connect_timeout_secs: default_connect(),
             request_timeout_secs: default_timeout(),
@@ -366,13 +377,30 @@ impl HttpClient {
                             transient: true,
                         });
                     }
+                    // A server's Retry-After is honoured in full, unless it asks for longer
+                    // than the policy allows (Instantly may impose a 1-hour cooldown): then
+                    // the stream fails now rather than hanging the run.
+                    if let Some(w) = wait
+                        && w > Duration::from_secs(policy.max_retry_after_secs)
+                    {
+                        return Err(HttpError {
+                            status,
+                            endpoint: req.endpoint(),
+                            message: format!(
+                                "{}: {reason}; the server asks to wait {}s (more than max_retry_after_secs = {}); try again later",
+                                req.endpoint(),
+                                w.as_secs(),
+                                policy.max_retry_after_secs
+                            ),
+                            transient: true,
+                        });
+                    }
                     let backoff = wait.unwrap_or_else(|| {
                         let exp = policy.base_backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
                         let capped = exp.min(policy.max_backoff_ms);
-                        // Full jitter: anywhere in [capped/2, capped].
+                        // Jitter: anywhere in [capped/2, capped].
                         Duration::from_millis(rand::rng().random_range(capped / 2..=capped.max(1)))
                     });
-                    let backoff = backoff.min(Duration::from_millis(policy.max_backoff_ms));
                     self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                     self.metrics.backoff_ms.fetch_add(backoff.as_millis() as u64, Ordering::Relaxed);
                     tracing::warn!(
@@ -516,9 +544,10 @@ mod tests {
             l.acquire(&["b"]).await;
         }
         let took = start.elapsed();
-        // 25 intervals of 20 ms after the first request.
-        assert!(took >= Duration::from_millis(480), "{took:?}");
+        // 25 intervals of 20 ms (plus the margin) after the first request.
+        assert!(took >= Duration::from_millis(500), "{took:?}");
         assert!(took < Duration::from_millis(900), "{took:?}");
-        assert_eq!(l.rate("b"), Some(50.0));
+        let rate = l.rate("b").unwrap();
+        assert!((rate - 50.0 / PACING_MARGIN).abs() < 0.01, "{rate}");
     }
 }

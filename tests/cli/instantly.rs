@@ -37,10 +37,15 @@ impl Drop for Sim {
 
 /// An Instantly pipeline against `base`; the key comes from the environment.
 pub fn pipeline(base: &str, db: &str, extra_source: &str) -> String {
+    pipeline_with(base, db, extra_source, 8)
+}
+
+/// [`pipeline`] with a given concurrency.
+pub fn pipeline_with(base: &str, db: &str, extra_source: &str, concurrency: usize) -> String {
     format!(
         r#"[pipeline]
 name = "inst"
-concurrency = 8
+concurrency = {concurrency}
 
 [source]
 connector = "instantly"
@@ -64,14 +69,30 @@ dir = "logs"
 }
 
 pub fn sync(s: &Scratch, args: &[&str]) -> Value {
+    sync_code(s, args, 0)
+}
+
+/// Runs `ferry sync p.toml --json ARGS`, expecting exit `code`; returns the summary.
+pub fn sync_code(s: &Scratch, args: &[&str], code: i32) -> Value {
     let mut a = vec!["sync", "p.toml", "--json"];
     a.extend_from_slice(args);
     let o = s.cmd(&a).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
-    expect_code(&o, 0);
+    expect_code(&o, code);
     serde_json::from_str(&text(&o).0).expect("json summary")
 }
 
-fn keys(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
+/// The seven stream tables, as comparable rows.
+pub const TABLES: &[&str] = &[
+    "instantly_campaigns_raw",
+    "instantly_leads_raw",
+    "instantly_steps_raw",
+    "instantly_accounts_raw",
+    "instantly_emails_raw",
+    "instantly_daily_analytics_raw",
+    "instantly_overview_raw",
+];
+
+pub fn keys(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
     let mut st = db.prepare(sql).unwrap();
     st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
 }
@@ -80,7 +101,7 @@ fn ids(items: &[Value], field: &str) -> BTreeSet<String> {
     items.iter().map(|i| i[field].as_str().unwrap().to_owned()).collect()
 }
 
-fn small() -> SimConfig {
+pub fn small() -> SimConfig {
     SimConfig {
         campaigns: 4,
         leads_per_campaign: 120,

@@ -84,7 +84,9 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
         let endpoint = req.endpoint();
         let rows = shared.client.array(req, &budget).await?;
         let mut records = super::records(rows, &endpoint);
-        let mut latest = saved;
+        // The cursor is the last day asked for, rows or not: a campaign with no activity
+        // (a draft) must not be refetched from start_date on every run.
+        let mut latest = saved.max(Some(end));
         for r in &mut records {
             if let Some(d) = r.get("date").and_then(Value::as_str).and_then(ferry_core::typed::parse_timestamp) {
                 latest = latest.max(Some(d.date_naive()));
