@@ -78,6 +78,15 @@ Example:
     /// Serve a connector's API simulator for manual use and benchmarks
     #[command(subcommand)]
     Sim(SimCommand),
+
+    /// Print shell completions
+    #[command(
+        after_help = "Examples:\n  ferry completions bash > /etc/bash_completion.d/ferry\n  ferry completions zsh > ~/.zfunc/_ferry\n  ferry completions fish > ~/.config/fish/completions/ferry.fish"
+    )]
+    Completions {
+        /// Shell
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

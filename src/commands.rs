@@ -9,7 +9,6 @@ use ferry_core::engine::{self, Pipeline, RunOptions};
 use ferry_core::logging::{self, ConsoleOptions};
 use ferry_core::registry::Registry;
 use ferry_core::sink::Sink;
-use ferry_core::source::RunMode;
 use ferry_core::window::{TimeFlags, parse_duration};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +65,11 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Logs(LogsCommand::Prune { pipeline, older_than }) => logs_prune(&pipeline.pipeline, older_than).await,
         Command::Demo(args) => crate::demo::demo(args).await,
         Command::Sim(SimCommand::Instantly(args)) => sim_instantly(args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 
@@ -177,8 +181,11 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     let now = Utc::now();
     let plan = flags.resolve(now).map_err(|e| CliError::usage(anyhow!(e)))?;
     let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
-    let _guard = console_logging(Some(&config), args.quiet || args.json)?;
+    // Bars only on a terminal; redirected output gets plain lines and no control codes.
+    let bars_wanted = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let _guard = console_logging(Some(&config), args.quiet || args.json || bars_wanted)?;
     let mut pipeline = Pipeline::build(config, args.streams.as_deref())?;
+    let bars = bars_wanted.then(|| crate::progress::Bars::new(pipeline.source.metrics()));
 
     let mut state_overrides = Vec::new();
     if let Some(at) = plan.rollback {
@@ -209,11 +216,16 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         arguments,
         wait_for_lock: args.wait,
         state_overrides,
+        progress: bars.clone().map(|b| b as std::sync::Arc<dyn ferry_core::engine::Progress>),
         ..RunOptions::default()
     };
     let cancel = CancellationToken::new();
     install_signal_handlers(cancel.clone());
-    let report = engine::run(&mut pipeline, options, cancel).await?;
+    let report = engine::run(&mut pipeline, options, cancel).await;
+    if let Some(b) = &bars {
+        b.finish();
+    }
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else if !args.quiet {
@@ -223,7 +235,6 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     if !args.dry_run {
         prune(&pipeline.config, &mut pipeline.sink, None).await.ok();
     }
-    let _ = RunMode::Full;
     Ok(report.status.exit_code() as u8)
 }
 
@@ -358,7 +369,6 @@ async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
     sink.init().await?;
     let (rows, files) = prune(&config, &mut sink, older).await?;
     println!("removed {files} log file(s) and {rows} sync_logs row(s)");
-    let _ = std::io::stdout().is_terminal();
     Ok(0)
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod demo;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -113,8 +113,24 @@ pub fn select_streams(
     }
 }
 
+/// Live progress of a run, for a terminal display. Called from the writer task.
+pub trait Progress: Send + Sync {
+    /// A stream's reading began.
+    fn stream_started(&self, stream: &str) {
+        let _ = stream;
+    }
+    /// A batch of a stream committed: records and pages read so far in total.
+    fn committed(&self, stream: &str, records: u64, pages: u64) {
+        let _ = (stream, records, pages);
+    }
+    /// A stream finished (its report is final).
+    fn stream_finished(&self, stream: &str, report: &StreamReport) {
+        let _ = (stream, report);
+    }
+}
+
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Incremental or full.
     pub mode: RunMode,
@@ -132,6 +148,8 @@ pub struct RunOptions {
     pub wait_for_lock: bool,
     /// Cursors to reset before reading (`--rollback`): stream, partition, new cursor.
     pub state_overrides: Vec<(String, String, Option<Value>)>,
+    /// Live progress display.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for RunOptions {
@@ -145,6 +163,7 @@ impl Default for RunOptions {
             heartbeat_every: Duration::from_secs(10),
             wait_for_lock: false,
             state_overrides: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -424,6 +443,9 @@ async fn drive(
     for &stream in &pipeline.streams {
         reports.insert(stream.name.to_owned(), StreamReport { status: "running".into(), ..Default::default() });
         stream_started.insert(stream.name, Instant::now());
+        if let Some(p) = &options.progress {
+            p.stream_started(stream.name);
+        }
         let ctx = ReaderCtx {
             source: pipeline.source.clone(),
             transforms: pipeline.transforms.clone(),
@@ -499,6 +521,9 @@ async fn drive(
                 match sink.write(batch).await {
                     Ok(outcome) => {
                         report.stats.add(&outcome.stats);
+                        if let Some(p) = &options.progress {
+                            p.committed(stream.name, report.records, report.pages);
+                        }
                         report.duration_ms = stream_started[stream.name].elapsed().as_millis() as u64;
                         debug!(step = "write", stream = stream.name, partition = %partition, records = n, inserted = outcome.stats.inserted, updated = outcome.stats.updated, unchanged = outcome.stats.unchanged, failed = outcome.stats.failed, "batch committed");
                         let logged = failures_logged.entry(stream.name).or_default();
@@ -541,6 +566,9 @@ async fn drive(
                 report.duration_ms = stream_started[stream].elapsed().as_millis() as u64;
                 if report.status == "running" {
                     report.status = if cancel.is_cancelled() { "interrupted".into() } else { "ok".into() };
+                }
+                if let Some(p) = &options.progress {
+                    p.stream_finished(stream, report);
                 }
                 let refused = failures_logged.get(stream).copied().unwrap_or(0);
                 if refused > 20 {

@@ -13,5 +13,6 @@ mod faults;
 mod incremental;
 pub mod instantly;
 mod logging;
+mod ops;
 mod registry;
 mod sync;

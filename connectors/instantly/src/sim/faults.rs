@@ -56,9 +56,9 @@ pub enum FaultKind {
     /// Delay the response by this many milliseconds, then answer normally.
     Latency(u64),
     /// On a list endpoint, answer the normal page but with
-    /// `next_starting_after` equal to the request's `starting_after` (or, on
-    /// a first page, the page's own cursor), so a client that follows
-    /// cursors blindly loops forever.
+    /// `next_starting_after` equal to the request's `starting_after` (on a
+    /// first page: the normal cursor, or `"loop"` when there is none), so a
+    /// client that follows cursors blindly never advances.
     CursorLoop,
     /// On a list endpoint, answer with the previous page's items again,
     /// under a fresh cursor.

@@ -283,6 +283,10 @@ async fn validation_is_not_vacuous() {
     lead.as_object_mut().map(|o| o.remove("id"));
     assert!(!v.is_valid(&json!({"items": [lead]})));
     assert!(!v.is_valid(&json!({"items": [], "next_starting_after": null})), "the cursor is a non-nullable string");
+    // Formats are checked.
+    let mut lead = ds.leads[0].clone();
+    lead["timestamp_created"] = json!("yesterday");
+    assert!(!v.is_valid(&json!({"items": [lead]})), "date-time format is enforced");
     // The relaxations are needed: the unrelaxed schemas reject real-looking data.
     let doc = spec();
     let strict = build(schema_of(doc, "/api/v2/campaigns", "get", "200"), doc["components"]["schemas"].clone());
