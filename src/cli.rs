@@ -122,6 +122,15 @@ pub struct SimArgs {
     /// Leads per campaign
     #[arg(long, default_value_t = 200)]
     pub leads_per_campaign: usize,
+    /// Leads in no campaign
+    #[arg(long, default_value_t = 50)]
+    pub list_only_leads: usize,
+    /// Sending accounts
+    #[arg(long, default_value_t = 12)]
+    pub accounts: usize,
+    /// Unibox emails
+    #[arg(long, default_value_t = 300)]
+    pub emails: usize,
     /// Latency added to every response, milliseconds
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,

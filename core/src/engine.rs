@@ -434,7 +434,9 @@ async fn drive(
     }
     let state = Arc::new(state);
 
-    let (tx, mut rx) = mpsc::channel::<Msg>(pipeline.config.concurrency * 2 + 4);
+    // The writer is the bottleneck when the network is fast; a short queue keeps memory
+    // flat (a batch of 500 parsed records is several MB) without starving it.
+    let (tx, mut rx) = mpsc::channel::<Msg>(4);
     let permits = Arc::new(Semaphore::new(pipeline.config.concurrency));
     let stopped: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
     let now = Utc::now();
