@@ -194,10 +194,6 @@ async fn sync(args: SyncArgs) -> Result<u8> {
                 state_overrides.push((s.name.to_owned(), "*".to_owned(), Some(cursor)));
             }
         }
-        let before = pipeline.sink.load_state(&pipeline.config.name).await?;
-        for e in before.iter().filter(|e| state_overrides.iter().any(|(s, _, _)| *s == e.stream)) {
-            tracing::warn!(step = "rollback", stream = %e.stream, partition = %e.partition, old_cursor = %e.cursor, "cursor rolled back to {}", at.date_naive());
-        }
     }
     let arguments = json!({
         "streams": args.streams,

@@ -415,6 +415,12 @@ async fn drive(
     let sink = &mut pipeline.sink;
 
     if !options.state_overrides.is_empty() && !options.dry_run {
+        // The old cursors go to sync_logs (with this run's batch id) before they change.
+        for e in sink.load_state(&name).await? {
+            if options.state_overrides.iter().any(|(s, p, _)| *s == e.stream && (p == "*" || *p == e.partition)) {
+                warn!(step = "rollback", stream = %e.stream, partition = %e.partition, old_cursor = %e.cursor, "saved cursor reset");
+            }
+        }
         let n = sink.set_state(&name, batch_id, options.state_overrides.clone()).await?;
         info!(step = "state", cursors = n, "saved cursors reset before reading");
     }

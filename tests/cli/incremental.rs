@@ -122,8 +122,15 @@ fn rollback_then_sync_equals_a_fresh_full_sync() {
         .unwrap();
     expect_code(&o, 0);
     let adb = a.db("data/a.db");
-    let logged = count(&adb, "SELECT count(*) FROM sync_logs WHERE step = 'rollback' AND meta LIKE '%old_cursor%'");
-    assert!(logged >= 2, "old cursors recorded in sync_logs");
+    let rollback_batch: String =
+        adb.query_row("SELECT batch_id FROM sync_runs ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    let logged = count(
+        &adb,
+        &format!(
+            "SELECT count(*) FROM sync_logs WHERE step = 'rollback' AND meta LIKE '%old_cursor%' AND batch_id = '{rollback_batch}'"
+        ),
+    );
+    assert!(logged >= 2, "old cursors recorded in sync_logs with the run's batch id");
 
     let b = Scratch::new();
     b.write("p.toml", &pipeline(&sim.base, "data/b.db", ""));
