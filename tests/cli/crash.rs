@@ -73,5 +73,5 @@ fn sigkill_at_random_points_then_rerun_converges() {
         expect_code(&o, 0);
         assert_eq!(&snapshot(&s), expected, "round {i} (generation {generation}) diverged; seed {seed}");
     }
-    assert!(killed_mid_run >= 20 && i >= 20, "only {killed_mid_run} kills landed during a run; seed {seed}");
+    assert!(killed_mid_run >= 20, "only {killed_mid_run} kills landed during a run; seed {seed}");
 }
