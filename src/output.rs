@@ -64,7 +64,6 @@ pub fn summary(r: &RunReport) -> String {
             duration(s.duration_ms),
         ]);
     }
-    let verb = if r.dry_run { "would be" } else { "" };
     let mut out = format!(
         "{} run {} ({}): {}{}\n",
         r.pipeline,
@@ -78,7 +77,6 @@ pub fn summary(r: &RunReport) -> String {
     } else {
         &["stream", "status", "read", "inserted", "updated", "unchanged", "failed", "time"]
     };
-    let _ = verb;
     out.push_str(&table(header, &rows));
     for (name, s) in &r.streams {
         if let Some(e) = &s.error {

@@ -66,8 +66,6 @@ pub struct HttpError {
     pub endpoint: String,
     /// What failed and what to do.
     pub message: String,
-    /// Whether retrying later may help (network, 5xx, 429) as opposed to a config problem.
-    pub transient: bool,
 }
 
 /// A source could not produce a stream's records.

@@ -326,7 +326,6 @@ impl HttpClient {
                 status: None,
                 endpoint: String::new(),
                 message: format!("cannot build the HTTP client: {e}"),
-                transient: false,
             })?;
         let limiter = Arc::new(Limiter::new(&config.budgets));
         Ok(HttpClient { inner, config: Arc::new(config), limiter, metrics: Arc::default() })
@@ -335,11 +334,6 @@ impl HttpClient {
     /// The shared counters.
     pub fn metrics(&self) -> Arc<HttpMetrics> {
         self.metrics.clone()
-    }
-
-    /// The limiter (for budget-bound computations in benchmarks).
-    pub fn limiter(&self) -> &Limiter {
-        &self.limiter
     }
 
     /// A fresh retry budget for one stream.
@@ -374,7 +368,6 @@ impl HttpClient {
                             status,
                             endpoint: req.endpoint(),
                             message: format!("{}: {reason}; {why}; try again later", req.endpoint()),
-                            transient: true,
                         });
                     }
                     // A server's Retry-After is honoured in full, unless it asks for longer
@@ -392,7 +385,6 @@ impl HttpClient {
                                 w.as_secs(),
                                 policy.max_retry_after_secs
                             ),
-                            transient: true,
                         });
                     }
                     let backoff = wait.unwrap_or_else(|| {
@@ -472,9 +464,8 @@ impl HttpClient {
                 .unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let fail = |message: String| {
-            Attempt::Fail(HttpError { status: Some(status), endpoint: endpoint.clone(), message, transient: false })
-        };
+        let fail =
+            |message: String| Attempt::Fail(HttpError { status: Some(status), endpoint: endpoint.clone(), message });
         match status {
             200..=299 => match json {
                 Ok(v) => Attempt::Done(v),

@@ -38,11 +38,6 @@ pub fn redact(text: &str) -> String {
     out.into_owned()
 }
 
-/// Whether any secret is registered (lets hot paths skip [`redact`]).
-pub fn any_registered() -> bool {
-    !known().read().unwrap_or_else(|e| e.into_inner()).is_empty()
-}
-
 /// A secret setting (API key, token, password). `Debug` and `Display` print `***`;
 /// the value is registered for redaction as soon as it is loaded.
 #[derive(Clone, PartialEq, Eq)]

@@ -70,11 +70,6 @@ impl WriteStats {
         self.unchanged += other.unchanged;
         self.failed += other.failed;
     }
-
-    /// Records handled.
-    pub fn total(&self) -> u64 {
-        self.inserted + self.updated + self.unchanged + self.failed
-    }
 }
 
 /// The result of one write.

@@ -26,7 +26,7 @@ use ferry_core::typed;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::sqlite::{now_text, ts_text};
+use crate::sqlite::{now_text, ts_opt, ts_text};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,12 +120,7 @@ impl JsonlSink {
         let mut by_id: BTreeMap<String, RunRecord> = BTreeMap::new();
         for v in self.read_lines("_ferry_runs.jsonl")? {
             let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let ts = |k: &str| {
-                v.get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|t| t.with_timezone(&Utc))
-            };
+            let ts = |k: &str| v.get(k).and_then(Value::as_str).and_then(ts_opt);
             let r = RunRecord {
                 batch_id: get("batch_id"),
                 pipeline: get("pipeline"),
@@ -232,12 +227,7 @@ impl Sink for JsonlSink {
                     partition,
                     cursor: entry.get("cursor").cloned().unwrap_or(Value::Null),
                     batch_id: entry.get("batch_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    updated_at: entry
-                        .get("updated_at")
-                        .and_then(Value::as_str)
-                        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or_default(),
+                    updated_at: entry.get("updated_at").and_then(Value::as_str).and_then(ts_opt).unwrap_or_default(),
                 });
             }
         }
@@ -340,9 +330,7 @@ impl Sink for JsonlSink {
                     step: get("step"),
                     message: get("message"),
                     meta: v.get("meta").cloned().unwrap_or(Value::Null),
-                    created_at: DateTime::parse_from_rfc3339(&get("created_at"))
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or_default(),
+                    created_at: ts_opt(&get("created_at")).unwrap_or_default(),
                 })
             })
             .filter(|r| batch_id.is_none_or(|b| r.batch_id == b))

@@ -45,7 +45,6 @@ fn default_busy() -> u64 {
 /// The SQLite sink.
 pub struct SqliteSink {
     conn: Connection,
-    path: PathBuf,
 }
 
 pub(crate) fn now_text() -> String {
@@ -56,8 +55,13 @@ pub(crate) fn ts_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Reads a stored RFC 3339 time.
+pub(crate) fn ts_opt(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
 fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    ts_opt(s).unwrap_or_default()
 }
 
 /// Runs blocking database work without stalling the async runtime's other tasks.
@@ -105,17 +109,7 @@ impl SqliteSink {
         )
             .map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(SqliteSink { conn, path: path.to_owned() })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The connection (read-only use by tools such as `ferry status` and tests).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+        Ok(SqliteSink { conn })
     }
 
     fn migrate(&mut self) -> Result<(), SinkError> {

@@ -11,10 +11,7 @@ use crate::instantly::*;
 const FAST_RETRY: &str = "retry = { base_backoff_ms = 20, max_backoff_ms = 400, max_attempts = 6 }";
 
 fn setup(cfg: SimConfig) -> (Sim, Scratch) {
-    let sim = Sim::start(cfg);
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", FAST_RETRY));
-    (sim, s)
+    start(cfg, FAST_RETRY)
 }
 
 fn stderr_of(s: &Scratch, args: &[&str], code: i32) -> String {

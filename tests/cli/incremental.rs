@@ -39,9 +39,7 @@ fn cursor(db: &rusqlite::Connection, stream: &str, partition: &str) -> serde_jso
 
 #[test]
 fn incremental_run_fetches_only_the_new_window() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     sync(&s, &[]);
     let first = requests_by_path(&sim);
     let db = s.db("data/i.db");
@@ -85,9 +83,7 @@ fn incremental_run_fetches_only_the_new_window() {
 
 #[test]
 fn emails_at_the_cursor_boundary_and_during_the_sync_land_exactly_once() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     sync(&s, &[]);
     // Several new emails share the saved cursor's exact timestamp; more arrive while
     // the next run is paging.
@@ -143,9 +139,7 @@ fn rollback_then_sync_equals_a_fresh_full_sync() {
 
 #[test]
 fn last_7d_reads_the_window_and_leaves_cursors_alone() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     sync(&s, &[]);
     sim.sim.mutate(MutateSpec::default());
     let db = s.db("data/i.db");
@@ -213,9 +207,7 @@ fn a_killed_leads_scan_resumes_from_its_saved_position() {
 
 #[test]
 fn dry_run_counts_equal_the_real_run_and_change_nothing() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     sync(&s, &[]);
     sim.sim.mutate(MutateSpec::default());
     let db = s.db("data/i.db");

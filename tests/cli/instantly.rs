@@ -35,6 +35,15 @@ impl Drop for Sim {
     }
 }
 
+/// A simulator and a scratch directory holding `p.toml`, an Instantly pipeline against it
+/// into `data/i.db` with `extra_source` lines in `[source]`.
+pub fn start(cfg: SimConfig, extra_source: &str) -> (Sim, Scratch) {
+    let sim = Sim::start(cfg);
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&sim.base, "data/i.db", extra_source));
+    (sim, s)
+}
+
 /// An Instantly pipeline against `base`; the key comes from the environment.
 pub fn pipeline(base: &str, db: &str, extra_source: &str) -> String {
     pipeline_with(base, db, extra_source, 8)
@@ -114,9 +123,7 @@ pub fn small() -> SimConfig {
 
 #[test]
 fn tables_hold_the_dataset_reruns_are_unchanged_and_mutations_update_exactly_what_changed() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     let first = sync(&s, &[]);
     assert_eq!(first["status"], "ok", "{first}");
     let db = s.db("data/i.db");
@@ -232,9 +239,7 @@ fn tables_hold_the_dataset_reruns_are_unchanged_and_mutations_update_exactly_wha
 
 #[test]
 fn requests_use_the_documented_parameters_and_never_leak_the_key() {
-    let sim = Sim::start(SimConfig { accounts: 250, ..small() });
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(SimConfig { accounts: 250, ..small() }, "");
     let o = s.cmd(&["sync", "p.toml"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
     expect_code(&o, 0);
     let log = sim.sim.requests();
@@ -322,9 +327,7 @@ fn requests_use_the_documented_parameters_and_never_leak_the_key() {
 
 #[test]
 fn check_reports_a_wrong_key_and_accepts_the_right_one() {
-    let sim = Sim::start(small());
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let (sim, s) = start(small(), "");
     let o = s.cmd(&["check", "p.toml"]).env("SIM_INSTANTLY_KEY", "wrong-key-123456").output().unwrap();
     expect_code(&o, 1);
     let (_, err) = text(&o);
