@@ -44,6 +44,22 @@ Examples:
   ferry sync examples/synthetic.toml --streams users,events --dry-run")]
     Sync(SyncArgs),
 
+    /// Take over the database an older tool wrote (also done by the first sync)
+    #[command(after_help = "\
+Backs the file up, adds ferry's columns and tables, and rebuilds tables whose keys cannot
+hold ferry's rows, carrying every row across, in one transaction.
+
+Examples:
+  ferry migrate instantly --dry-run     show the plan, touch nothing
+  ferry migrate instantly")]
+    Migrate {
+        #[command(flatten)]
+        pipeline: PipelineArg,
+        /// Print what would change and leave the file untouched
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Validate a pipeline's config and credentials with one cheap call
     #[command(after_help = "Example:\n  ferry check instantly")]
     Check(PipelineArg),

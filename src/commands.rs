@@ -59,6 +59,7 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Init(p) => init(&p.pipeline).await,
         Command::Sync(args) => sync(args).await,
         Command::Check(p) => check(&p.pipeline).await,
+        Command::Migrate { pipeline, dry_run } => migrate(&pipeline.pipeline, dry_run).await,
         Command::Status(args) => status(args).await,
         Command::State(StateCommand::Show(p)) => state_show(&p.pipeline).await,
         Command::State(StateCommand::Reset { pipeline, stream }) => state_reset(&pipeline.pipeline, stream).await,
@@ -131,6 +132,29 @@ async fn init(spec: &str) -> Result<u8> {
     sink.init().await?;
     sink.prepare(&streams).await?;
     println!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
+    Ok(0)
+}
+
+async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
+    let config = PipelineConfig::resolve(spec)?;
+    let registry = Registry::global()?;
+    let streams = engine::select_streams(registry, &config, None)?;
+    let mut sink = open_sink(&config)?;
+    let plan = sink.describe_plan(&streams).await?;
+    if plan.is_empty() {
+        println!("{}: nothing to migrate", config.name);
+        return Ok(0);
+    }
+    println!("{}{}:", config.name, if dry_run { " (dry run: nothing is changed)" } else { "" });
+    for line in &plan {
+        println!("  {line}");
+    }
+    if !dry_run {
+        let _guard = console_logging(Some(&config), true)?;
+        sink.init().await?;
+        sink.prepare(&streams).await?;
+        println!("done");
+    }
     Ok(0)
 }
 

@@ -116,6 +116,9 @@ pub struct StreamDescriptor {
     pub default_lookback_days: u32,
     /// One line for `ferry connectors`.
     pub description: &'static str,
+    /// Taking over a table an older tool wrote: for each key column that table lacks, an
+    /// SQLite expression computing it from an old row (e.g. `("scope", "'workspace'")`).
+    pub legacy_key: &'static [(&'static str, &'static str)],
 }
 
 inventory::collect!(StreamDescriptor);

@@ -191,6 +191,12 @@ pub trait Sink: Send {
     /// Creates or migrates the tables of these streams (adds new typed columns in place).
     async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError>;
 
+    /// What `prepare` would change, one line each, changing nothing (`ferry migrate --dry-run`).
+    async fn describe_plan(&mut self, streams: &[&'static StreamDescriptor]) -> Result<Vec<String>, SinkError> {
+        let _ = streams;
+        Ok(Vec::new())
+    }
+
     /// Takes the pipeline's run lock and records the run as `running`.
     /// Fails with [`SinkError::Locked`] while another live run holds it.
     async fn begin_run(&mut self, run: &RunStart) -> Result<LockOutcome, SinkError>;

@@ -3,6 +3,7 @@
 //! Architecture invariant: sinks depend only on ferry-core and never do HTTP.
 
 pub mod jsonl;
+mod schema;
 pub mod sqlite;
 
 pub use jsonl::JsonlSink;

@@ -6,12 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::schema;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ferry_core::async_trait;
 use ferry_core::config::{PipelineConfig, Settings};
-use ferry_core::descriptor::{SqlType, StreamDescriptor};
+use ferry_core::descriptor::StreamDescriptor;
 use ferry_core::error::SinkError;
-use ferry_core::ident::{self, quote};
+use ferry_core::ident::quote;
 use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
@@ -45,6 +46,11 @@ fn default_busy() -> u64 {
 /// The SQLite sink.
 pub struct SqliteSink {
     conn: Connection,
+    path: PathBuf,
+    pipeline: String,
+    /// The framework migrations wait for `prepare`, which takes over foreign tables in
+    /// the same transaction (so a refused takeover changes nothing).
+    deferred_init: bool,
 }
 
 pub(crate) fn now_text() -> String {
@@ -75,7 +81,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
     let s: SqliteSettings = settings.parse()?;
     let path = s.path.unwrap_or_else(|| PathBuf::from(format!("data/{}.db", pipeline.name)));
-    Ok(Box::new(SqliteSink::open(&path, Duration::from_millis(s.busy_timeout_ms))?))
+    let mut sink = SqliteSink::open(&path, Duration::from_millis(s.busy_timeout_ms))?;
+    sink.pipeline = pipeline.name.clone();
+    Ok(Box::new(sink))
 }
 
 ferry_core::inventory::submit! {
@@ -109,7 +117,7 @@ impl SqliteSink {
         )
             .map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(SqliteSink { conn })
+        Ok(SqliteSink { conn, path: path.to_owned(), pipeline: String::new(), deferred_init: false })
     }
 
     fn migrate(&mut self) -> Result<(), SinkError> {
@@ -117,110 +125,198 @@ impl SqliteSink {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| SinkError::db("starting migration", e))?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS ferry_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .map_err(|e| SinkError::db("creating ferry_migrations", e))?;
-        for (version, sql) in MIGRATIONS {
-            let done: bool = tx
-                .query_row("SELECT EXISTS(SELECT 1 FROM ferry_migrations WHERE version = ?1)", [version], |r| r.get(0))
-                .map_err(|e| SinkError::db("reading ferry_migrations", e))?;
-            if !done {
-                tx.execute_batch(sql).map_err(|e| SinkError::db(format!("applying migration {version}"), e))?;
-                tx.execute(
-                    "INSERT INTO ferry_migrations (version, applied_at) VALUES (?1, ?2)",
-                    params![version, now_text()],
-                )
-                .map_err(|e| SinkError::db("recording migration", e))?;
-            }
-        }
+        apply_migrations(&tx)?;
         tx.commit().map_err(|e| SinkError::db("committing migration", e))
     }
 
-    fn existing_columns(&self, table: &str) -> Result<Vec<String>, SinkError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA table_info({})", quote(table)))
-            .map_err(|e| SinkError::db(format!("inspecting {table}"), e))?;
-        let cols = stmt
-            .query_map([], |r| r.get::<_, String>(1))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| SinkError::db(format!("inspecting {table}"), e))?;
-        Ok(cols)
+    fn describe(&self, streams: &[&'static StreamDescriptor]) -> Result<Vec<String>, SinkError> {
+        let plan = schema::plan(&self.conn, streams, "<import batch>")?;
+        let mut lines = Vec::new();
+        if plan.adopts() {
+            lines.push(format!(
+                "back up {} to {}.pre-ferry-<time> (byte for byte)",
+                self.path.display(),
+                self.path.display()
+            ));
+            lines.push(
+                "create ferry's tables (sync_logs, sync_runs, sync_state) and record a legacy-import batch".into(),
+            );
+        }
+        let counts = schema::counts(&self.conn, &plan)?;
+        for step in &plan.steps {
+            match counts.get(step.table) {
+                Some(n) => lines.push(format!("{} [{n} rows kept; their batch: the legacy import]", step.summary)),
+                None => lines.push(step.summary.clone()),
+            }
+        }
+        Ok(lines)
     }
 
-    fn prepare_stream(&mut self, s: &StreamDescriptor) -> Result<(), SinkError> {
-        ident::validate(s.table).map_err(SinkError::Schema)?;
-        let existing = self.existing_columns(s.table)?;
-        if existing.is_empty() {
-            let mut cols = Vec::new();
-            for c in s.key_columns() {
-                cols.push(format!("{} {} NOT NULL", quote(c.name), sql_type(c.sql_type)));
-            }
-            for c in typed::value_columns(s) {
-                cols.push(format!("{} {}", quote(c.name), sql_type(c.sql_type)));
-            }
-            cols.push("raw_json TEXT NOT NULL".into());
-            cols.push("sync_batch_id TEXT".into());
-            cols.push("first_sync_batch_id TEXT".into());
-            let now = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
-            cols.push(format!("synced_at TEXT NOT NULL DEFAULT {now}"));
-            cols.push(format!("created_at TEXT NOT NULL DEFAULT {now}"));
-            cols.push(format!("updated_at TEXT NOT NULL DEFAULT {now}"));
-            let key: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
-            cols.push(format!("UNIQUE ({})", key.join(", ")));
-            let sql = format!("CREATE TABLE {} (\n  {}\n)", quote(s.table), cols.join(",\n  "));
-            self.conn.execute_batch(&sql).map_err(|e| SinkError::db(format!("creating table {}", s.table), e))?;
-            let idx = format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} (sync_batch_id)",
-                quote(&format!("idx_{}_sync_batch_id", s.table)),
-                quote(s.table)
-            );
-            self.conn.execute_batch(&idx).map_err(|e| SinkError::db(format!("indexing {}", s.table), e))?;
-            tracing::info!(step = "schema", table = s.table, "created table");
-            return Ok(());
+    fn backup(&self) -> Result<PathBuf, SinkError> {
+        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+        let target = PathBuf::from(format!("{}.pre-ferry-{stamp}", self.path.display()));
+        std::fs::copy(&self.path, &target).map_err(|e| {
+            SinkError::Open(format!("cannot write the backup {}: {e}; nothing was changed", target.display()))
+        })?;
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            std::fs::copy(&wal, format!("{}-wal", target.display()))
+                .map_err(|e| SinkError::Open(format!("cannot back up {}: {e}; nothing was changed", wal.display())))?;
         }
-        let has = |name: &str| existing.iter().any(|c| c.eq_ignore_ascii_case(name));
-        let mut added = Vec::new();
-        for c in s.columns {
-            if !has(c.name) {
-                let sql =
-                    format!("ALTER TABLE {} ADD COLUMN {} {}", quote(s.table), quote(c.name), sql_type(c.sql_type));
-                self.conn
-                    .execute_batch(&sql)
-                    .map_err(|e| SinkError::db(format!("adding column {}.{}", s.table, c.name), e))?;
-                added.push(c.name);
+        Ok(target)
+    }
+
+    fn prepare_tables(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
+        let import_batch = uuid::Uuid::now_v7().to_string();
+        let plan = schema::plan(&self.conn, streams, &import_batch)?;
+        if !plan.adopts() {
+            if self.deferred_init {
+                self.migrate()?;
+                self.deferred_init = false;
             }
+            let tx = self.conn.transaction().map_err(|e| SinkError::db("preparing tables", e))?;
+            for step in &plan.steps {
+                for sql in &step.sql {
+                    tx.execute_batch(sql).map_err(|e| SinkError::db(step.summary.clone(), e))?;
+                }
+                if let Some(stream) = step.backfill {
+                    backfill(&tx, stream)?;
+                }
+                tracing::info!(step = "schema", table = step.table, change = %step.summary, "table prepared");
+            }
+            return tx.commit().map_err(|e| SinkError::db("preparing tables", e));
         }
-        for (name, decl) in [
-            ("raw_json", "TEXT NOT NULL DEFAULT '{}'"),
-            ("sync_batch_id", "TEXT"),
-            ("first_sync_batch_id", "TEXT"),
-            ("synced_at", "TEXT"),
-            ("created_at", "TEXT"),
-            ("updated_at", "TEXT"),
-        ] {
-            if !has(name) {
-                let sql = format!("ALTER TABLE {} ADD COLUMN {name} {decl}", quote(s.table));
-                self.conn
-                    .execute_batch(&sql)
-                    .map_err(|e| SinkError::db(format!("adding column {}.{name}", s.table), e))?;
-                added.push(name);
+        let backup = self.backup()?;
+        tracing::warn!(step = "schema", backup = %backup.display(), "taking over tables another tool wrote; backup written first");
+        let started = Utc::now();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| {
+            SinkError::Open(format!(
+                "cannot take over {}: the database is locked by another writer ({e}); stop the other program and run again; nothing was changed",
+                self.path.display()
+            ))
+        })?;
+        let before = schema::counts(&tx, &plan)?;
+        apply_migrations(&tx)?;
+        for step in &plan.steps {
+            for sql in &step.sql {
+                tx.execute_batch(sql).map_err(|e| SinkError::db(step.summary.clone(), e))?;
+            }
+            if let Some(stream) = step.backfill {
+                backfill(&tx, stream)?;
             }
         }
-        if !added.is_empty() {
-            tracing::info!(step = "schema", table = s.table, columns = %added.join(","), "added columns to existing table");
+        let after = schema::counts(&tx, &plan)?;
+        if before != after {
+            return Err(SinkError::Schema(format!(
+                "taking over tables would change row counts ({before:?} -> {after:?}); rolled back, nothing was changed"
+            )));
         }
+        let tables: serde_json::Map<String, Value> = plan
+            .steps
+            .iter()
+            .filter(|s| s.adopted)
+            .map(|s| {
+                let n = before.get(s.table).copied().unwrap_or(0);
+                (
+                    s.table.to_owned(),
+                    serde_json::json!({"rows_before": n, "rows_after": after.get(s.table), "change": s.summary}),
+                )
+            })
+            .collect();
+        let meta = serde_json::json!({"backup": backup.display().to_string(), "tables": tables});
+        tx.execute(
+            "INSERT INTO sync_runs (batch_id, pipeline, mode, arguments, started_at, finished_at, status, stats, heartbeat_at)
+             VALUES (?1, ?2, 'legacy-import', '{}', ?3, ?4, 'ok', ?5, ?4)",
+            params![import_batch, self.pipeline, ts_text(started), now_text(), meta.to_string()],
+        )
+        .map_err(|e| SinkError::db("recording the legacy import", e))?;
+        insert_logs(
+            &tx,
+            &[LogRow {
+                batch_id: import_batch.clone(),
+                level: "INFO".into(),
+                step: ferry_core::logging::step::MIGRATE.into(),
+                message: "took over tables written by another tool".into(),
+                meta: meta.clone(),
+                created_at: Utc::now(),
+            }],
+        )
+        .map_err(|e| SinkError::db("logging the legacy import", e))?;
+        tx.commit().map_err(|e| SinkError::db("committing the takeover", e))?;
+        self.deferred_init = false;
+        tracing::info!(step = "schema", batch = %import_batch, tables = tables.len(), "took over the old tables; every row kept");
         Ok(())
     }
 }
 
-fn sql_type(t: SqlType) -> &'static str {
-    match t {
-        SqlType::Text | SqlType::Timestamp | SqlType::Date => "TEXT",
-        SqlType::Integer | SqlType::Boolean => "INTEGER",
-        SqlType::Real => "REAL",
+/// Fills typed columns of existing rows from their raw_json, where the JSON has a value
+/// and the column differs (columns just added, or left empty by an older tool). Rows whose
+/// JSON cannot fill a column keep what they have.
+fn backfill(tx: &Transaction<'_>, s: &StreamDescriptor) -> Result<u64, SinkError> {
+    let cols: Vec<&str> = typed::value_columns(s).map(|c| c.name).collect();
+    if cols.is_empty() {
+        return Ok(0);
     }
+    let err = |e| SinkError::db(format!("filling typed columns of {}", s.table), e);
+    let select = format!(
+        "SELECT rowid, raw_json, {} FROM {}",
+        cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+        quote(s.table)
+    );
+    let mut changes: Vec<(i64, Vec<SqlValue>)> = Vec::new();
+    {
+        let mut st = tx.prepare(&select).map_err(err)?;
+        let mut rows = st.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let raw: String = row.get(1).map_err(err)?;
+            let Ok(Value::Object(record)) = serde_json::from_str::<Value>(&raw) else { continue };
+            let Ok(values) = typed::row_values(s, &record) else { continue };
+            let mut out = Vec::with_capacity(cols.len());
+            let mut differs = false;
+            for (i, new) in values.columns.into_iter().enumerate() {
+                let old: SqlValue = row.get(i + 2).map_err(err)?;
+                match new.map(to_sql) {
+                    Some(v) if v != old => {
+                        differs = true;
+                        out.push(v);
+                    }
+                    _ => out.push(old),
+                }
+            }
+            if differs {
+                changes.push((row.get(0).map_err(err)?, out));
+            }
+        }
+    }
+    let sets: Vec<String> = cols.iter().enumerate().map(|(i, c)| format!("{} = ?{}", quote(c), i + 1)).collect();
+    let update = format!("UPDATE {} SET {} WHERE rowid = ?{}", quote(s.table), sets.join(", "), cols.len() + 1);
+    let mut st = tx.prepare(&update).map_err(err)?;
+    for (rowid, mut values) in changes.iter().cloned() {
+        values.push(SqlValue::Integer(rowid));
+        st.execute(rusqlite::params_from_iter(values.iter())).map_err(err)?;
+    }
+    Ok(changes.len() as u64)
+}
+
+fn apply_migrations(tx: &Transaction<'_>) -> Result<(), SinkError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ferry_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .map_err(|e| SinkError::db("creating ferry_migrations", e))?;
+    for (version, sql) in MIGRATIONS {
+        let done: bool = tx
+            .query_row("SELECT EXISTS(SELECT 1 FROM ferry_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .map_err(|e| SinkError::db("reading ferry_migrations", e))?;
+        if !done {
+            tx.execute_batch(sql).map_err(|e| SinkError::db(format!("applying migration {version}"), e))?;
+            tx.execute(
+                "INSERT INTO ferry_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, now_text()],
+            )
+            .map_err(|e| SinkError::db("recording migration", e))?;
+        }
+    }
+    Ok(())
 }
 
 fn to_sql(v: TypedValue) -> SqlValue {
@@ -525,16 +621,22 @@ fn run_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 #[async_trait]
 impl Sink for SqliteSink {
     async fn init(&mut self) -> Result<(), SinkError> {
-        blocking(|| self.migrate())
+        blocking(|| {
+            if schema::foreign_tables(&self.conn)?.is_empty() {
+                self.migrate()
+            } else {
+                self.deferred_init = true;
+                Ok(())
+            }
+        })
     }
 
     async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
-        blocking(|| {
-            for s in streams {
-                self.prepare_stream(s)?;
-            }
-            Ok(())
-        })
+        blocking(|| self.prepare_tables(streams))
+    }
+
+    async fn describe_plan(&mut self, streams: &[&'static StreamDescriptor]) -> Result<Vec<String>, SinkError> {
+        blocking(|| self.describe(streams))
     }
 
     async fn begin_run(&mut self, run: &RunStart) -> Result<LockOutcome, SinkError> {

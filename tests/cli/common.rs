@@ -7,6 +7,15 @@ use rusqlite::Connection;
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
+/// Held by tests that measure time or load the machine (the crash test's many processes,
+/// the throughput test), so they never run at the same time on a 2-core CI box.
+pub static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`TIMING`], surviving a poisoned lock (a failed test must not fail the others).
+pub fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
+    TIMING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A scratch working directory; the binary runs inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

@@ -28,6 +28,7 @@ fn snapshot(s: &Scratch) -> Vec<Vec<String>> {
 
 #[test]
 fn sigkill_at_random_points_then_rerun_converges() {
+    let _heavy = timing_lock();
     // Reference: uninterrupted runs of generation 0 and then generation 1.
     let reference = Scratch::new();
     reference.write("p.toml", &pipeline(0));

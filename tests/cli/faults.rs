@@ -207,6 +207,7 @@ fn sigint_stops_cleanly_and_the_next_run_converges() {
 
 #[test]
 fn throughput_at_the_limit_stays_within_a_quarter_of_the_budget_bound() {
+    let _heavy = timing_lock();
     // 200 ms per request, 50 requests/second: paging one request at a time would
     // manage 5 per second, ten times slower than the budget.
     let cfg = SimConfig {

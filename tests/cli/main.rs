@@ -12,6 +12,7 @@ mod crash;
 mod faults;
 mod incremental;
 pub mod instantly;
+mod legacy;
 mod logging;
 mod ops;
 mod registry;

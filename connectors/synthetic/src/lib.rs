@@ -114,6 +114,7 @@ inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         description: "generated users; a share changes each generation",
+        legacy_key: &[],
     }
 }
 
@@ -133,6 +134,7 @@ inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         description: "append-only events, incremental on seq",
+        legacy_key: &[],
     }
 }
 
@@ -152,6 +154,7 @@ inventory::submit! {
         partitioning: Partitioning::Dynamic { by: "region" },
         default_lookback_days: 0,
         description: "orders per region (one partition per region)",
+        legacy_key: &[],
     }
 }
 

@@ -35,6 +35,7 @@ pub static ITEMS: StreamDescriptor = StreamDescriptor {
     partitioning: Partitioning::None,
     default_lookback_days: 0,
     description: "conformance items",
+    legacy_key: &[],
 };
 
 /// The same table, one typed column more (a descriptor that gained a column).
@@ -64,6 +65,7 @@ pub static ODD: StreamDescriptor = StreamDescriptor {
     partitioning: Partitioning::None,
     default_lookback_days: 0,
     description: "odd names",
+    legacy_key: &[],
 };
 
 fn rec(v: Value) -> Record {

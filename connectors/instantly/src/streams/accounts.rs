@@ -32,6 +32,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         description: "sending mailboxes, keyed by email",
+        legacy_key: &[],
     }
 }
 

@@ -38,6 +38,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         description: "campaigns with their all-time analytics (under `analytics`)",
+        legacy_key: &[],
     }
 }
 

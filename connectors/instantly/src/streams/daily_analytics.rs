@@ -39,6 +39,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::Dynamic { by: "scope (workspace, campaign)" },
         default_lookback_days: 7,
         description: "per-day analytics, workspace and per campaign, with a revision lookback",
+        legacy_key: &[("scope", "'workspace'")],
     }
 }
 

@@ -42,6 +42,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         description: "Unibox emails, incremental on timestamp_created with overlap (20 req/min)",
+        legacy_key: &[],
     }
 }
 

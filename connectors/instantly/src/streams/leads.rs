@@ -38,6 +38,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::Dynamic { by: "campaign" },
         default_lookback_days: 0,
         description: "leads per campaign and in no campaign; resumable scan, change detection",
+        legacy_key: &[],
     }
 }
 

@@ -34,6 +34,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::Dynamic { by: "scope (workspace, campaign)" },
         default_lookback_days: 0,
         description: "all-time totals, workspace and per campaign, one snapshot per day",
+        legacy_key: &[("scope", "'workspace'"), ("snapshot_date", "date(coalesce(synced_at, created_at))")],
     }
 }
 

@@ -33,6 +33,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::Dynamic { by: "campaign" },
         default_lookback_days: 0,
         description: "per-step, per-variant analytics per campaign (snapshot)",
+        legacy_key: &[("step", "coalesce(CAST(step_number AS TEXT), 'none')"), ("variant", "coalesce(CAST(json_extract(raw_json, '$.variant') AS TEXT), 'none')")],
     }
 }
 
