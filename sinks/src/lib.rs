@@ -1,10 +1,12 @@
-//! ferry-sinks: where records land. SQLite (embedded default) and JSONL.
+//! ferry-sinks: where records land. SQLite (embedded default), Postgres and JSONL.
 //!
 //! Architecture invariant: sinks depend only on ferry-core and never do HTTP.
 
 pub mod jsonl;
+pub mod postgres;
 mod schema;
 pub mod sqlite;
 
 pub use jsonl::JsonlSink;
+pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;

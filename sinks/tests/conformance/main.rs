@@ -3,5 +3,6 @@
 //! detection, state with its batch, failed-record isolation, schema evolution, quoting).
 
 mod jsonl;
+mod postgres;
 mod sqlite;
 mod suite;

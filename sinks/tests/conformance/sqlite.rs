@@ -101,7 +101,7 @@ fn odd_names_quoted() {
     suite::odd_names_quoted(&mut Sqlite::new());
 }
 
-fn value() -> impl Strategy<Value = Value> {
+pub fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),

@@ -1,0 +1,137 @@
+//! The suite against Postgres (127.0.0.1:5432), each test in its own schema, dropped after.
+//! Set FERRY_TEST_PG_URL to use another server.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ferry_core::sink::Sink;
+use ferry_sinks::PostgresSink;
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::suite::{self, Harness};
+
+pub fn url() -> String {
+    std::env::var("FERRY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `f` with a fresh client, inside or outside a runtime.
+fn with_client<T>(f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let run = async {
+        let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+            .await
+            .expect("Postgres on 127.0.0.1:5432 (see .ci/run)");
+        let task = tokio::spawn(conn);
+        let out = f(&client).await;
+        drop(client);
+        let _ = task.await;
+        out
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(run)),
+        Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run),
+    }
+}
+
+pub struct Pg {
+    pub schema: String,
+}
+
+impl Pg {
+    pub fn new() -> Self {
+        let schema = format!("ferry_conf_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let s = schema.clone();
+        with_client(async move |c| c.batch_execute(&format!("CREATE SCHEMA \"{s}\"")).await.unwrap());
+        Pg { schema }
+    }
+
+    fn key_expr(table: &str) -> &'static str {
+        if table == "odd table-name.v2" { "\"select\" || '/' || \"my key\"::text" } else { "id" }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let s = self.schema.clone();
+        with_client(async move |c| c.batch_execute(&format!("DROP SCHEMA \"{s}\" CASCADE")).await.unwrap());
+    }
+}
+
+impl Harness for Pg {
+    fn open(&mut self) -> Box<dyn Sink> {
+        let schema = self.schema.clone();
+        let h = tokio::runtime::Handle::current();
+        let sink = tokio::task::block_in_place(|| h.block_on(PostgresSink::connect(&url(), &schema))).unwrap();
+        Box::new(sink)
+    }
+
+    fn rows(&mut self, table: &str) -> Vec<(String, Value)> {
+        let sql = format!("SELECT {}, raw_json FROM \"{}\".\"{table}\" ORDER BY 1", Self::key_expr(table), self.schema);
+        with_client(async move |c| {
+            c.query(&sql, &[]).await.unwrap().iter().map(|r| (r.get::<_, String>(0), r.get::<_, Value>(1))).collect()
+        })
+    }
+
+    fn column(&mut self, table: &str, column: &str) -> Vec<(String, Value)> {
+        let sql = format!(
+            "SELECT {}, to_jsonb(\"{column}\") FROM \"{}\".\"{table}\" ORDER BY 1",
+            Self::key_expr(table),
+            self.schema
+        );
+        with_client(async move |c| {
+            c.query(&sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Option<Value>>(1).unwrap_or(Value::Null)))
+                .collect()
+        })
+    }
+}
+
+#[test]
+fn merge_semantics() {
+    suite::merge_semantics(&mut Pg::new());
+}
+
+#[test]
+fn unchanged_not_rewritten() {
+    suite::unchanged_not_rewritten(&mut Pg::new());
+}
+
+#[test]
+fn failed_record_isolated() {
+    suite::failed_record_isolated(&mut Pg::new());
+}
+
+#[test]
+fn batches_of_500_with_state() {
+    suite::batches_of_500_with_state(&mut Pg::new());
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    suite::dry_run_writes_nothing(&mut Pg::new());
+}
+
+#[test]
+fn new_typed_column() {
+    suite::new_typed_column(&mut Pg::new());
+}
+
+#[test]
+fn odd_names_quoted() {
+    suite::odd_names_quoted(&mut Pg::new());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #[test]
+    fn merge_sequences_store_the_merge(seq in prop::collection::vec(
+        (0u8..3, prop::collection::btree_map("[a-e]", crate::sqlite::value(), 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))),
+        1..8,
+    )) {
+        suite::merge_sequence(&mut Pg::new(), &seq);
+    }
+}
