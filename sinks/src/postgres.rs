@@ -249,7 +249,9 @@ async fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> Result<(), SinkEr
         return Ok(());
     }
     let stmt = tx
-        .prepare("INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .prepare(
+            "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
         .await
         .map_err(|e| pg("writing sync_logs", e))?;
     for l in logs {
@@ -358,10 +360,15 @@ async fn upsert(
     let found = tx.query(&lookup, &params).await.map_err(|e| pg(ctx(), e))?;
     let mut existing: std::collections::HashMap<String, Map<String, Value>> = found
         .iter()
-        .map(|r| (r.get::<_, String>(0), match r.get::<_, Value>(1) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }))
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                match r.get::<_, Value>(1) {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+            )
+        })
         .collect();
 
     let mut inserts: Vec<(Vec<TypedValue>, Map<String, Value>)> = Vec::new();
@@ -412,12 +419,12 @@ async fn upsert(
         );
         // `u.*` includes the ordinality column: select the named ones instead.
         let u_cols: Vec<String> = (1..=n).map(|i| format!("u.c{i}")).collect();
-        let sql = sql.replace(
-            "SELECT u.*, r.raw",
-            &format!("SELECT {}, r.raw", u_cols.join(", ")),
-        ).replace(
+        let sql = sql.replace("SELECT u.*, r.raw", &format!("SELECT {}, r.raw", u_cols.join(", "))).replace(
             "WITH ORDINALITY AS u\n",
-            &format!("WITH ORDINALITY AS u({}, ordinality)\n", (1..=n).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")),
+            &format!(
+                "WITH ORDINALITY AS u({}, ordinality)\n",
+                (1..=n).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")
+            ),
         );
         let mut params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(Column::param).collect();
         params.push(&raws);
@@ -432,7 +439,11 @@ async fn upsert(
         let mut sets = Vec::new();
         for (i, c) in value_cols.iter().enumerate() {
             let (v, f) = (2 * i + 1, 2 * i + 2);
-            sets.push(format!("{col} = CASE WHEN ${f} THEN ${v}::{ty} ELSE {col} END", col = quote(c.name), ty = pg_type(c.sql_type)));
+            sets.push(format!(
+                "{col} = CASE WHEN ${f} THEN ${v}::{ty} ELSE {col} END",
+                col = quote(c.name),
+                ty = pg_type(c.sql_type)
+            ));
         }
         let base = 2 * value_cols.len();
         sets.push(format!("raw_json = ${}", base + 1));
@@ -469,8 +480,7 @@ async fn upsert(
                 col.push(Some(v));
                 keys.push(col);
             }
-            let scalars: Vec<Box<dyn ToSql + Sync + Send>> =
-                singles.iter().chain(keys.iter()).map(scalar).collect();
+            let scalars: Vec<Box<dyn ToSql + Sync + Send>> = singles.iter().chain(keys.iter()).map(scalar).collect();
             let raw = Value::Object(merged);
             let batch = batch_id.to_owned();
             let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
@@ -556,7 +566,10 @@ impl Sink for PostgresSink {
             }
             for c in s.columns.iter().filter(|c| !existing.iter().any(|e| e == c.name)) {
                 let sql = format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {}", quote(c.name), pg_type(c.sql_type));
-                self.client.batch_execute(&sql).await.map_err(|e| pg(format!("adding column {}.{}", s.table, c.name), e))?;
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| pg(format!("adding column {}.{}", s.table, c.name), e))?;
                 // Existing rows get the new column from their raw_json where it converts.
                 let path: Vec<String> = c.path.split('.').map(|p| format!("'{}'", p.replace('\'', "''"))).collect();
                 let fill = format!(
@@ -671,7 +684,8 @@ impl Sink for PostgresSink {
         let tx = self.client.transaction().await.map_err(|e| pg("starting a batch", e))?;
         let outcome = upsert(&tx, batch.stream, batch.records, &batch.batch_id).await?;
         if let Some(state) = &batch.state {
-            set_cursor(&tx, &batch.pipeline, batch.stream.name, &state.partition, &state.checkpoint, &batch.batch_id).await?;
+            set_cursor(&tx, &batch.pipeline, batch.stream.name, &state.partition, &state.checkpoint, &batch.batch_id)
+                .await?;
         }
         insert_logs(&tx, &batch.logs).await?;
         if batch.dry_run {

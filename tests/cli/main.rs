@@ -15,5 +15,6 @@ pub mod instantly;
 mod legacy;
 mod logging;
 mod ops;
+mod postgres;
 mod registry;
 mod sync;

@@ -9,7 +9,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("synthetic", &["events", "orders", "users"]),
 ];
 const TRANSFORMS: &[&str] = &["add_fields", "drop_fields", "filter", "hash_fields", "rename_fields"];
-const SINKS: &[&str] = &["jsonl", "sqlite"];
+const SINKS: &[&str] = &["jsonl", "postgres", "sqlite"];
 
 #[test]
 fn registry_lists_every_connector_stream_transform_and_sink() {

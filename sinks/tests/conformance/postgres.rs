@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::suite::{self, Harness};
 
 pub fn url() -> String {
-    std::env::var("FERRY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
 }
 
 static N: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,270 @@
+//! The Postgres sink end to end (server on 127.0.0.1:5432; FERRY_TEST_PG_URL overrides).
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::instantly::*;
+
+const PASSWORD: &str = "s3cret-pw-71c4";
+
+fn base_url() -> String {
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+/// A schema of its own, dropped at the end.
+struct Schema(String);
+
+fn admin(sql: String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls)
+            .await
+            .expect("Postgres is up (.ci/run starts it)");
+        let t = tokio::spawn(conn);
+        c.batch_execute(&sql).await.unwrap();
+        drop(c);
+        let _ = t.await;
+    });
+}
+
+impl Schema {
+    fn new(tag: &str) -> Self {
+        let name = format!("ferry_cli_{tag}_{}_{}", std::process::id(), rand::random::<u32>());
+        admin(format!("CREATE SCHEMA \"{name}\""));
+        Schema(name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        admin(format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
+    }
+}
+
+fn pg_pipeline(sim_base: &str, schema: &str) -> String {
+    pipeline(sim_base, "unused.db", "").replace(
+        "type = \"sqlite\"\npath = \"unused.db\"",
+        &format!("type = \"postgres\"\nurl = \"${{PG_TEST_URL}}\"\nschema = \"{schema}\""),
+    )
+}
+
+fn run(s: &Scratch, args: &[&str]) -> std::process::Output {
+    s.cmd(args).env("SIM_INSTANTLY_KEY", KEY).env("PG_TEST_URL", base_url()).output().unwrap()
+}
+
+/// Rows of a table as (key, typed columns, raw_json), as JSON values, from either sink.
+fn pg_rows(schema: &str, table: &str, cols: &[&str]) -> Vec<(String, serde_json::Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls).await.unwrap();
+        let t = tokio::spawn(conn);
+        let list: Vec<String> = cols.iter().map(|c| format!("'{c}', to_jsonb(\"{c}\")")).collect();
+        let sql = format!(
+            "SELECT jsonb_build_object({}) || jsonb_build_object('raw_json', raw_json) FROM \"{schema}\".\"{table}\"",
+            list.join(", ")
+        );
+        let mut out: Vec<(String, serde_json::Value)> = c
+            .query(&sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = r.get(0);
+                (v.to_string(), v)
+            })
+            .collect();
+        drop(c);
+        let _ = t.await;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    })
+}
+
+fn sqlite_rows(
+    db: &rusqlite::Connection,
+    table: &str,
+    cols: &[&str],
+    types: &[ferry_core::descriptor::SqlType],
+) -> Vec<(String, serde_json::Value)> {
+    use ferry_core::descriptor::SqlType;
+    let list: Vec<String> = cols.iter().map(|c| format!("'{c}', \"{c}\"")).collect();
+    let sql = format!("SELECT json_object({}, 'raw_json', json(raw_json)) FROM \"{table}\"", list.join(", "));
+    let mut st = db.prepare(&sql).unwrap();
+    let mut out: Vec<(String, serde_json::Value)> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|t| {
+            let mut v: serde_json::Value = serde_json::from_str(&t.unwrap()).unwrap();
+            // Same logical values: booleans are 0/1 in SQLite (times are compared parsed).
+            for (c, ty) in cols.iter().zip(types) {
+                let x = &mut v[*c];
+                match ty {
+                    SqlType::Boolean => {
+                        if let Some(i) = x.as_i64() {
+                            *x = serde_json::json!(i != 0)
+                        }
+                    }
+                    SqlType::Real => {
+                        if let Some(f) = x.as_f64() {
+                            *x = serde_json::json!(f)
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (v.to_string(), v)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn the_simulator_synced_into_sqlite_and_postgres_gives_the_same_rows() {
+    let (sim, s) = start(small(), "");
+    let schema = Schema::new("same");
+    expect_code(&run(&s, &["sync", "p.toml", "--quiet"]), 0);
+    s.write("pg.toml", &pg_pipeline(&sim.base, &schema.0));
+    let o = run(&s, &["sync", "pg.toml", "--json"]);
+    expect_code(&o, 0);
+    let second = run(&s, &["sync", "pg.toml", "--json"]);
+    expect_code(&second, 0);
+    let r: serde_json::Value = serde_json::from_str(&text(&second).0).unwrap();
+    for (name, st) in r["streams"].as_object().unwrap() {
+        assert_eq!(
+            (st["inserted"].as_u64(), st["updated"].as_u64()),
+            (Some(0), Some(0)),
+            "{name} rewritten on Postgres"
+        );
+    }
+    let db = s.db("data/i.db");
+    for d in ferry_core::registry::Registry::global().unwrap().streams_of("instantly") {
+        let cols: Vec<&str> = d.columns.iter().map(|c| c.name).collect();
+        let types: Vec<_> = d.columns.iter().map(|c| c.sql_type).collect();
+        let lite = sqlite_rows(&db, d.table, &cols, &types);
+        let pg = pg_rows(&schema.0, d.table, &cols);
+        assert_eq!(lite.len(), pg.len(), "{}", d.table);
+        // Compare keys and raw_json exactly; typed values as JSON after normalising times.
+        for ((_, a), (_, b)) in lite.iter().zip(&pg) {
+            assert_eq!(a["raw_json"], b["raw_json"], "{}", d.table);
+            for (c, ty) in cols.iter().zip(&types) {
+                if *ty == ferry_core::descriptor::SqlType::Timestamp {
+                    let ta = a[*c].as_str().and_then(ferry_core::typed::parse_timestamp);
+                    let tb = b[*c].as_str().and_then(ferry_core::typed::parse_timestamp);
+                    assert_eq!(ta, tb, "{}.{c}", d.table);
+                } else if let (Some(x), Some(y)) = (a[*c].as_f64(), b[*c].as_f64()) {
+                    assert_eq!(x, y, "{}.{c}", d.table);
+                } else {
+                    assert_eq!(a[*c], b[*c], "{}.{c}", d.table);
+                }
+            }
+        }
+    }
+}
+
+fn running(schema: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls).await.unwrap();
+        let t = tokio::spawn(conn);
+        let n: i64 = c
+            .query_one(&format!("SELECT count(*) FROM \"{schema}\".sync_runs WHERE status = 'running'"), &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        drop(c);
+        let _ = t.await;
+        n
+    })
+}
+
+#[test]
+fn two_runners_on_one_postgres_one_runs_the_other_exits_75() {
+    let (sim, s) = start(ferry_instantly::sim::SimConfig { latency_ms: 40, ..small() }, "");
+    let schema = Schema::new("lock");
+    s.write("pg.toml", &pg_pipeline(&sim.base, &schema.0));
+    expect_code(&run(&s, &["init", "pg.toml"]), 0);
+    let mut first = s
+        .cmd(&["sync", "pg.toml", "--quiet"])
+        .env("SIM_INSTANTLY_KEY", KEY)
+        .env("PG_TEST_URL", base_url())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running(&schema.0) == 0 {
+        assert!(Instant::now() < deadline, "first run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = run(&s, &["sync", "pg.toml", "--quiet"]);
+    assert!(first.wait().unwrap().success());
+    expect_code(&o, 75);
+    assert!(text(&o).1.contains("in progress"), "{}", text(&o).1);
+}
+
+#[test]
+fn a_killed_sync_on_postgres_converges() {
+    let _heavy = timing_lock();
+    let (sim, s) = start(ferry_instantly::sim::SimConfig { latency_ms: 20, leads_per_campaign: 500, ..small() }, "");
+    let reference = Schema::new("ref");
+    let schema = Schema::new("kill");
+    s.write("ref.toml", &pg_pipeline(&sim.base, &reference.0));
+    expect_code(&run(&s, &["sync", "ref.toml", "--quiet"]), 0);
+    s.write("pg.toml", &pg_pipeline(&sim.base, &schema.0));
+    for wait in [150u64, 400, 800] {
+        let mut child = s
+            .cmd(&["sync", "pg.toml", "--quiet"])
+            .env("SIM_INSTANTLY_KEY", KEY)
+            .env("PG_TEST_URL", base_url())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().ok();
+        child.wait().unwrap();
+    }
+    let started = Instant::now();
+    expect_code(&run(&s, &["sync", "pg.toml", "--quiet"]), 0);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    for d in ferry_core::registry::Registry::global().unwrap().streams_of("instantly") {
+        let cols: Vec<&str> = d.columns.iter().map(|c| c.name).collect();
+        assert_eq!(pg_rows(&schema.0, d.table, &cols), pg_rows(&reference.0, d.table, &cols), "{}", d.table);
+    }
+}
+
+#[test]
+fn connection_problems_are_clear_and_never_show_the_password() {
+    let s = Scratch::new();
+    let cases = [
+        (
+            format!("postgres://nosuchrole:{PASSWORD}@127.0.0.1:5432/test?sslmode=disable"),
+            "public",
+            "cannot connect to Postgres at 127.0.0.1",
+        ),
+        (
+            format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/test?sslmode=disable&connect_timeout=3"),
+            "public",
+            "cannot connect to Postgres at 127.0.0.1",
+        ),
+        (
+            format!("postgres://postgres:{PASSWORD}@127.0.0.1:5432/test?sslmode=disable"),
+            "no_such_schema_here",
+            "schema `no_such_schema_here` does not exist",
+        ),
+    ];
+    for (url, schema, needle) in cases {
+        s.write(
+            "p.toml",
+            &format!("[pipeline]\nname = \"pgerr\"\n[source]\nconnector = \"synthetic\"\nrecords = 5\n[sink]\ntype = \"postgres\"\nurl = \"${{PG_BAD_URL}}\"\nschema = \"{schema}\"\n"),
+        );
+        let o = s.cmd(&["sync", "p.toml"]).env("PG_BAD_URL", &url).output().unwrap();
+        expect_code(&o, 1);
+        let (out, err) = text(&o);
+        assert!(err.contains(needle), "{err}");
+        assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "password shown: {err}");
+        for f in std::fs::read_dir(s.path("logs")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default() {
+            if f.path().is_file() {
+                assert!(!std::fs::read_to_string(f.path()).unwrap().contains(PASSWORD));
+            }
+        }
+    }
+}
