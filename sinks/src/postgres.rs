@@ -349,12 +349,17 @@ async fn upsert(
     let keys_sql: Vec<String> = key_cols.iter().map(|c| quote(c.name)).collect();
     let unnest: Vec<String> =
         key_cols.iter().enumerate().map(|(i, c)| format!("${}::{}", i + 1, Column::array_type(c.sql_type))).collect();
+    // A join on the unnested keys: the planner probes the key index once per key (an
+    // `IN (SELECT ...)` semi-join may scan the whole table per batch as it grows).
+    let on: Vec<String> = keys_sql.iter().enumerate().map(|(i, k)| format!("t.{k} = u.k{i}")).collect();
     let lookup = format!(
-        "SELECT {key_text}, raw_json FROM {t} WHERE ({keys}) IN (SELECT * FROM unnest({unnest}))",
-        key_text = key_cols.iter().map(|c| format!("{}::text", quote(c.name))).collect::<Vec<_>>().join(" || '/' || "),
-        t = quote(s.table),
-        keys = keys_sql.join(", "),
+        "SELECT {key_text}, t.raw_json FROM unnest({unnest}) AS u({aliases}) JOIN {table} AS t ON {on}",
+        key_text =
+            key_cols.iter().map(|c| format!("t.{}::text", quote(c.name))).collect::<Vec<_>>().join(" || '/' || "),
+        table = quote(s.table),
         unnest = unnest.join(", "),
+        aliases = (0..key_cols.len()).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "),
+        on = on.join(" AND "),
     );
     let params: Vec<&(dyn ToSql + Sync)> = key_arrays.iter().map(Column::param).collect();
     let found = tx.query(&lookup, &params).await.map_err(|e| pg(ctx(), e))?;
@@ -407,24 +412,15 @@ async fn upsert(
         let unnest: Vec<String> =
             all.iter().enumerate().map(|(i, c)| format!("${}::{}", i + 1, Column::array_type(c.sql_type))).collect();
         let n = all.len();
+        // One statement per batch: the typed columns and raw_json zipped by a multi-array unnest.
         let sql = format!(
             "INSERT INTO {t} ({names}, raw_json, sync_batch_id, first_sync_batch_id)
-             SELECT u.*, r.raw, ${b}, ${b} FROM unnest({unnest}) WITH ORDINALITY AS u
-             JOIN unnest(${j}::jsonb[]) WITH ORDINALITY AS r(raw, ord) ON r.ord = u.ordinality",
+             SELECT *, ${b}, ${b} FROM unnest({unnest}, ${j}::jsonb[])",
             t = quote(s.table),
             names = names.join(", "),
             unnest = unnest.join(", "),
             b = n + 2,
             j = n + 1,
-        );
-        // `u.*` includes the ordinality column: select the named ones instead.
-        let u_cols: Vec<String> = (1..=n).map(|i| format!("u.c{i}")).collect();
-        let sql = sql.replace("SELECT u.*, r.raw", &format!("SELECT {}, r.raw", u_cols.join(", "))).replace(
-            "WITH ORDINALITY AS u\n",
-            &format!(
-                "WITH ORDINALITY AS u({}, ordinality)\n",
-                (1..=n).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")
-            ),
         );
         let mut params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(Column::param).collect();
         params.push(&raws);
