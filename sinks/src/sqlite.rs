@@ -113,7 +113,7 @@ impl SqliteSink {
             tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
         }
         conn.execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=4000;",
+            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=4000;",
         )
             .map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
@@ -443,7 +443,8 @@ fn sql_text(v: &SqlValue) -> String {
 /// A stored row the batch touches.
 struct Existing {
     rowid: i64,
-    raw: Map<String, Value>,
+    /// The stored raw_json text; parsed only when a record's own text differs from it.
+    raw: String,
     columns: Vec<SqlValue>,
 }
 
@@ -467,10 +468,6 @@ fn lookup_existing(
                 key_parts.push(sql_text(&row.get::<_, SqlValue>(i)?));
             }
             let raw: String = row.get(k + 1)?;
-            let raw = match serde_json::from_str::<Value>(&raw) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
             let mut columns = Vec::with_capacity(value_count);
             for i in 0..value_count {
                 columns.push(row.get::<_, SqlValue>(k + 2 + i)?);
@@ -526,10 +523,21 @@ fn upsert_batch(
                 outcome.stats.inserted += 1;
                 // A later record with the same key in this batch merges into this one.
                 let columns = cols.into_iter().map(to_sql).collect();
-                existing.insert(key, Existing { rowid: tx.last_insert_rowid(), raw: record, columns });
+                let TypedValue::Text(raw) = raw else { unreachable!("raw_json is text") };
+                existing.insert(key, Existing { rowid: tx.last_insert_rowid(), raw, columns });
             }
             Some(row) => {
-                let mut merged = row.raw.clone();
+                // Maps serialize with sorted keys, so a record identical to what ferry
+                // stored has the same text: unchanged without parsing the stored JSON.
+                let text = serde_json::to_string(&record).map_err(to_json_err)?;
+                if text == row.raw {
+                    outcome.stats.unchanged += 1;
+                    continue;
+                }
+                let mut merged = match serde_json::from_str::<Value>(&row.raw) {
+                    Ok(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
                 if !merge_objects(&mut merged, record) {
                     outcome.stats.unchanged += 1;
                     continue;
@@ -559,7 +567,7 @@ fn upsert_batch(
                 params.push(&r);
                 update.execute(params.as_slice())?;
                 outcome.stats.updated += 1;
-                row.raw = merged;
+                row.raw = raw;
                 row.columns = cols;
             }
         }
