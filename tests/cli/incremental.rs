@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ferry_instantly::sim::{MutateSpec, SimConfig};
 
 use crate::common::*;
-use crate::instantly::*;
+use crate::simulator::*;
 
 fn param(query: &str, name: &str) -> Option<String> {
     query

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::instantly::*;
+use crate::simulator::*;
 
 /// The old collector's schema: surrogate `id`, natural keys, extracted columns, raw_json,
 /// timestamps, an AFTER UPDATE trigger per table, indexes, WAL, foreign keys.

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::instantly::*;
+use crate::simulator::*;
 
 const PASSWORD: &str = "s3cret-pw-71c4";
 
