@@ -443,8 +443,9 @@ fn sql_text(v: &SqlValue) -> String {
 /// A stored row the batch touches.
 struct Existing {
     rowid: i64,
-    /// The stored raw_json text; parsed only when a record's own text differs from it.
-    raw: String,
+    /// The stored raw_json bytes; parsed only when a record's own text differs from them
+    /// (read as bytes: no UTF-8 validation for the common, unchanged case).
+    raw: Vec<u8>,
     columns: Vec<SqlValue>,
 }
 
@@ -467,7 +468,10 @@ fn lookup_existing(
             for i in 0..k {
                 key_parts.push(sql_text(&row.get::<_, SqlValue>(i)?));
             }
-            let raw: String = row.get(k + 1)?;
+            let raw: Vec<u8> = match row.get_ref(k + 1)? {
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
+                _ => Vec::new(),
+            };
             let mut columns = Vec::with_capacity(value_count);
             for i in 0..value_count {
                 columns.push(row.get::<_, SqlValue>(k + 2 + i)?);
@@ -524,17 +528,18 @@ fn upsert_batch(
                 // A later record with the same key in this batch merges into this one.
                 let columns = cols.into_iter().map(to_sql).collect();
                 let TypedValue::Text(raw) = raw else { unreachable!("raw_json is text") };
+                let raw = raw.into_bytes();
                 existing.insert(key, Existing { rowid: tx.last_insert_rowid(), raw, columns });
             }
             Some(row) => {
                 // Maps serialize with sorted keys, so a record identical to what ferry
                 // stored has the same text: unchanged without parsing the stored JSON.
-                let text = serde_json::to_string(&record).map_err(to_json_err)?;
+                let text = serde_json::to_vec(&record).map_err(to_json_err)?;
                 if text == row.raw {
                     outcome.stats.unchanged += 1;
                     continue;
                 }
-                let mut merged = match serde_json::from_str::<Value>(&row.raw) {
+                let mut merged = match serde_json::from_slice::<Value>(&row.raw) {
                     Ok(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
@@ -567,7 +572,7 @@ fn upsert_batch(
                 params.push(&r);
                 update.execute(params.as_slice())?;
                 outcome.stats.updated += 1;
-                row.raw = raw;
+                row.raw = raw.into_bytes();
                 row.columns = cols;
             }
         }
