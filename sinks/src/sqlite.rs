@@ -497,27 +497,36 @@ fn upsert_batch(
     let sql = stream_sql(s);
     let mut outcome = WriteOutcome::default();
     let mut rows = Vec::with_capacity(records.len());
+    // Only the key is needed up front: typed columns are computed for the rows written
+    // (a record identical to its stored row was checked when it was stored).
     for record in records {
-        match typed::row_values(s, &record) {
-            Ok(values) => rows.push((record, values)),
+        match typed::key_of(s, &record) {
+            Ok(key) => rows.push((record, key)),
             Err(reason) => {
-                let key = typed::key_of(s, &record).map(|k| typed::key_text(&k)).unwrap_or_else(|_| "?".into());
                 outcome.stats.failed += 1;
-                outcome.failures.push(RecordFailure { key, reason });
+                outcome.failures.push(RecordFailure { key: "?".into(), reason });
             }
         }
     }
     let value_count = typed::value_columns(s).count();
-    let keys: Vec<&[TypedValue]> = rows.iter().map(|(_, v)| v.key.as_slice()).collect();
+    let keys: Vec<&[TypedValue]> = rows.iter().map(|(_, k)| k.as_slice()).collect();
     let mut existing = lookup_existing(tx, s, &sql, &keys, value_count)?;
     let mut insert = tx.prepare_cached(&sql.insert)?;
     let mut update = tx.prepare_cached(&sql.update)?;
     let batch = TypedValue::Text(batch_id.to_owned());
     let now = TypedValue::Text(now.to_owned());
-    for (record, values) in rows {
-        let key = key_string(values.key.iter().map(typed_text));
+    for (record, key_values) in rows {
+        let key = key_string(key_values.iter().map(typed_text));
         match existing.get_mut(&key) {
             None => {
+                let values = match typed::row_values(s, &record) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        outcome.stats.failed += 1;
+                        outcome.failures.push(RecordFailure { key: typed::key_text(&key_values), reason });
+                        continue;
+                    }
+                };
                 let raw = TypedValue::Text(serde_json::to_string(&record).map_err(to_json_err)?);
                 let cols: Vec<TypedValue> = values.columns.into_iter().map(|c| c.unwrap_or(TypedValue::Null)).collect();
                 let mut params: Vec<Bind<'_>> = values.key.iter().map(Bind).collect();
@@ -553,7 +562,7 @@ fn upsert_batch(
                     Ok(v) => v,
                     Err(reason) => {
                         outcome.stats.failed += 1;
-                        outcome.failures.push(RecordFailure { key: typed::key_text(&values.key), reason });
+                        outcome.failures.push(RecordFailure { key: typed::key_text(&key_values), reason });
                         continue;
                     }
                 };
