@@ -122,6 +122,21 @@ pub enum SimCommand {
 Example (then, in another terminal: ferry sync examples/instantly-demo.toml):
   ferry sim instantly --port 8716")]
     Instantly(SimArgs),
+    /// The HubSpot CRM v3 simulator on 127.0.0.1
+    #[command(after_help = "\
+Example (then, in another terminal: ferry sync examples/hubspot.toml):
+  ferry sim hubspot --port 8717")]
+    Hubspot {
+        /// Port on 127.0.0.1 (0 = any free port)
+        #[arg(long, default_value_t = 8717)]
+        port: u16,
+        /// Contacts
+        #[arg(long, default_value_t = 300)]
+        contacts: usize,
+        /// Token the simulator accepts
+        #[arg(long, default_value = "hs-sim-token")]
+        token: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,7 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Logs(LogsCommand::Prune { pipeline, older_than }) => logs_prune(&pipeline.pipeline, older_than).await,
         Command::Demo(args) => crate::demo::demo(args).await,
         Command::Sim(SimCommand::Instantly(args)) => sim_instantly(args).await,
+        Command::Sim(SimCommand::Hubspot { port, contacts, token }) => sim_hubspot(port, contacts, token).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut crate::cli::Cli::command(), "ferry", &mut std::io::stdout());
@@ -413,5 +414,18 @@ async fn sim_instantly(args: SimArgs) -> Result<u8> {
     ferry_instantly::sim::run_standalone(cfg, args.port)
         .await
         .map_err(|e| CliError::failed(anyhow!("cannot serve the simulator on 127.0.0.1:{}: {e}", args.port)))?;
+    Ok(0)
+}
+
+async fn sim_hubspot(port: u16, contacts: usize, token: String) -> Result<u8> {
+    use ferry_hubspot::sim::{SimConfig, Simulator};
+    let sim = Simulator::new(SimConfig { contacts, api_token: token, ..SimConfig::default() });
+    let handle = sim
+        .serve(port)
+        .await
+        .map_err(|e| CliError::failed(anyhow!("cannot serve the simulator on 127.0.0.1:{port}: {e}")))?;
+    println!("hubspot simulator listening on {} (token {}); Ctrl-C stops it", handle.base_url(), sim.api_token());
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
     Ok(0)
 }

@@ -2,6 +2,7 @@
 
 // Name every connector and sink crate so the linker keeps their `inventory`
 // registrations (dtolnay/inventory#7); `tests/cli/registry.rs` fails if one goes missing.
+use ferry_hubspot as _;
 use ferry_instantly as _;
 use ferry_sinks as _;
 use ferry_synthetic as _;

@@ -455,13 +455,24 @@ impl HttpClient {
         let json: Result<Value, _> = serde_json::from_slice(&body);
         let hints = &self.config.hints;
         let endpoint = req.endpoint();
+        // The API's own words: its message, and the fields APIs use to identify an error
+        // for their support (HubSpot's category, correlationId and policyName).
         let detail = || match &json {
-            Ok(v) => v
-                .get("message")
-                .or_else(|| v.get("error"))
-                .and_then(Value::as_str)
-                .map(|m| format!(" ({})", redact(m)))
-                .unwrap_or_default(),
+            Ok(v) => {
+                let mut parts: Vec<String> = v
+                    .get("message")
+                    .or_else(|| v.get("error"))
+                    .and_then(Value::as_str)
+                    .map(redact)
+                    .into_iter()
+                    .collect();
+                for field in ["category", "policyName", "correlationId"] {
+                    if let Some(x) = v.get(field).and_then(Value::as_str) {
+                        parts.push(format!("{field}: {}", redact(x)));
+                    }
+                }
+                if parts.is_empty() { String::new() } else { format!(" ({})", parts.join("; ")) }
+            }
             Err(_) => String::new(),
         };
         let fail =

@@ -2,6 +2,7 @@
 //! workspace links once (ripgrep's `tests/tests.rs` layout).
 
 // The test crate names every connector crate too, so its own registry is complete.
+use ferry_hubspot as _;
 use ferry_instantly as _;
 use ferry_sinks as _;
 use ferry_synthetic as _;
@@ -10,6 +11,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod faults;
+mod hubspot;
 mod incremental;
 mod instantly;
 mod legacy;

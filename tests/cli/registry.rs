@@ -5,6 +5,7 @@ use ferry_core::registry::Registry;
 use crate::common::*;
 
 const EXPECTED: &[(&str, &[&str])] = &[
+    ("hubspot", &["companies", "contacts", "deals", "owners"]),
     ("instantly", &["accounts", "campaigns", "daily_analytics", "emails", "leads", "overview", "steps"]),
     ("synthetic", &["events", "orders", "users"]),
 ];

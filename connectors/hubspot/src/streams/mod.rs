@@ -1,0 +1,99 @@
+//! The four streams: contacts, companies and deals share `objects.rs`; owners is a list.
+
+pub mod objects;
+pub mod owners;
+
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+
+ferry_core::inventory::submit! {
+    StreamDescriptor {
+        connector: "hubspot",
+        name: "contacts",
+        table: "hubspot_contacts",
+        primary_key: &["id"],
+        columns: &[
+            Column::key("id", SqlType::Text, "id"),
+            Column::new("email", SqlType::Text, "properties.email"),
+            Column::new("firstname", SqlType::Text, "properties.firstname"),
+            Column::new("lastname", SqlType::Text, "properties.lastname"),
+            Column::new("hs_created_at", SqlType::Timestamp, "createdAt"),
+            Column::new("hs_updated_at", SqlType::Timestamp, "updatedAt"),
+            Column::new("archived", SqlType::Boolean, "archived"),
+            Column::new("archived_at", SqlType::Timestamp, "archivedAt"),
+        ],
+        mode: SyncMode::Incremental { cursor_field: "lastmodifieddate" },
+        partitioning: Partitioning::None,
+        default_lookback_days: 0,
+        description: "contacts: search on lastmodifieddate; --all lists; archived ones marked",
+        legacy_key: &[],
+    }
+}
+
+ferry_core::inventory::submit! {
+    StreamDescriptor {
+        connector: "hubspot",
+        name: "companies",
+        table: "hubspot_companies",
+        primary_key: &["id"],
+        columns: &[
+            Column::key("id", SqlType::Text, "id"),
+            Column::new("name", SqlType::Text, "properties.name"),
+            Column::new("domain", SqlType::Text, "properties.domain"),
+            Column::new("hs_created_at", SqlType::Timestamp, "createdAt"),
+            Column::new("hs_updated_at", SqlType::Timestamp, "updatedAt"),
+            Column::new("archived", SqlType::Boolean, "archived"),
+            Column::new("archived_at", SqlType::Timestamp, "archivedAt"),
+        ],
+        mode: SyncMode::Incremental { cursor_field: "hs_lastmodifieddate" },
+        partitioning: Partitioning::None,
+        default_lookback_days: 0,
+        description: "companies: search on hs_lastmodifieddate; --all lists; archived ones marked",
+        legacy_key: &[],
+    }
+}
+
+ferry_core::inventory::submit! {
+    StreamDescriptor {
+        connector: "hubspot",
+        name: "deals",
+        table: "hubspot_deals",
+        primary_key: &["id"],
+        columns: &[
+            Column::key("id", SqlType::Text, "id"),
+            Column::new("dealname", SqlType::Text, "properties.dealname"),
+            Column::new("amount", SqlType::Real, "properties.amount"),
+            Column::new("dealstage", SqlType::Text, "properties.dealstage"),
+            Column::new("hs_created_at", SqlType::Timestamp, "createdAt"),
+            Column::new("hs_updated_at", SqlType::Timestamp, "updatedAt"),
+            Column::new("archived", SqlType::Boolean, "archived"),
+            Column::new("archived_at", SqlType::Timestamp, "archivedAt"),
+        ],
+        mode: SyncMode::Incremental { cursor_field: "hs_lastmodifieddate" },
+        partitioning: Partitioning::None,
+        default_lookback_days: 0,
+        description: "deals: search on hs_lastmodifieddate; --all lists; archived ones marked",
+        legacy_key: &[],
+    }
+}
+
+ferry_core::inventory::submit! {
+    StreamDescriptor {
+        connector: "hubspot",
+        name: "owners",
+        table: "hubspot_owners",
+        primary_key: &["id"],
+        columns: &[
+            Column::key("id", SqlType::Text, "id"),
+            Column::new("email", SqlType::Text, "email"),
+            Column::new("firstname", SqlType::Text, "firstName"),
+            Column::new("lastname", SqlType::Text, "lastName"),
+            Column::new("hs_updated_at", SqlType::Timestamp, "updatedAt"),
+            Column::new("archived", SqlType::Boolean, "archived"),
+        ],
+        mode: SyncMode::FullRefresh,
+        partitioning: Partitioning::None,
+        default_lookback_days: 0,
+        description: "owners (users who own records); full refresh",
+        legacy_key: &[],
+    }
+}

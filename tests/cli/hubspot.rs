@@ -1,0 +1,159 @@
+//! The HubSpot connector end to end against its simulator: a new source as a crate, with
+//! no HubSpot-specific code in core.
+
+use std::collections::BTreeSet;
+
+use ferry_hubspot::sim::{MutateSpec, ObjectType, SimConfig, SimHandle, Simulator};
+
+use crate::common::*;
+
+const TOKEN: &str = "hs-sim-token-8e41";
+
+struct Hs {
+    sim: Simulator,
+    base: String,
+    handle: Option<SimHandle>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Hs {
+    fn start(cfg: SimConfig) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let now = chrono::Utc::now() - chrono::Duration::hours(2);
+        let sim = Simulator::new(SimConfig { api_token: TOKEN.into(), now: Some(now), ..cfg });
+        let handle = rt.block_on(sim.serve(0)).unwrap();
+        let base = handle.base_url();
+        Hs { sim, base, handle: Some(handle), rt }
+    }
+}
+
+impl Drop for Hs {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+fn pipeline(base: &str) -> String {
+    format!(
+        "[pipeline]\nname = \"hs\"\nconcurrency = 4\n[source]\nconnector = \"hubspot\"\nbase_url = \"{base}\"\naccess_token = \"${{HS_TOKEN}}\"\nlookback_minutes = 1\n[source.rate_limits.app]\nper_second = 1000\n[source.rate_limits.search]\nper_second = 1000\n[sink]\ntype = \"sqlite\"\npath = \"data/h.db\"\n[logging]\ndir = \"logs\"\n"
+    )
+}
+
+fn sync(s: &Scratch, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["sync", "p.toml", "--json"];
+    a.extend_from_slice(args);
+    let o = s.cmd(&a).env("HS_TOKEN", TOKEN).output().unwrap();
+    expect_code(&o, 0);
+    serde_json::from_str(&text(&o).0).unwrap()
+}
+
+fn ids(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
+    let mut st = db.prepare(sql).unwrap();
+    st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn full_then_incremental_sync_with_archived_records_marked() {
+    let hs = Hs::start(SimConfig::default());
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base));
+    let first = sync(&s, &[]);
+    let db = s.db("data/h.db");
+    let d = hs.sim.dataset();
+    for (t, table) in [
+        (ObjectType::Contacts, "hubspot_contacts"),
+        (ObjectType::Companies, "hubspot_companies"),
+        (ObjectType::Deals, "hubspot_deals"),
+    ] {
+        let live: BTreeSet<String> = d.ids(t).into_iter().collect();
+        assert_eq!(ids(&db, &format!("SELECT id FROM {table} WHERE archived = 0")), live, "{table}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM hubspot_owners") as usize, d.owners.len());
+    assert_eq!(count(&db, "SELECT count(*) FROM hubspot_contacts WHERE email IS NULL AND archived = 0"), 0);
+    assert!(first["http"]["requests"].as_u64().unwrap() > 0);
+
+    let report = hs.sim.mutate(MutateSpec {
+        new_contacts: 7,
+        update_contacts: 11,
+        archive_contacts: 3,
+        update_deals: 4,
+        archive_companies: 2,
+        ..MutateSpec::default()
+    });
+    hs.sim.clear_requests();
+    let second = sync(&s, &[]);
+    // Only search (and the archived listing, properties, owners): no full list of live objects.
+    for r in hs.sim.requests() {
+        let q = r.query.clone().unwrap_or_default();
+        if r.method == "GET" && r.path.starts_with("/crm/v3/objects/") {
+            assert!(q.contains("archived=true"), "incremental run listed live objects: {} {q}", r.path);
+        }
+    }
+    assert_eq!(second["streams"]["contacts"]["inserted"].as_u64().unwrap() as usize, report.new_ids.contacts.len());
+    // Updated: the changed ones and the newly archived ones (now marked).
+    let changed = report.updated_ids.contacts.len() + report.archived_ids.contacts.len();
+    assert_eq!(second["streams"]["contacts"]["updated"].as_u64().unwrap() as usize, changed);
+    assert_eq!(second["streams"]["deals"]["updated"].as_u64().unwrap() as usize, report.updated_ids.deals.len());
+    let archived = ids(&db, "SELECT id FROM hubspot_contacts WHERE archived = 1 AND archived_at IS NOT NULL");
+    assert_eq!(archived, report.archived_ids.contacts.iter().cloned().collect());
+    let archived = ids(&db, "SELECT id FROM hubspot_companies WHERE archived = 1");
+    assert_eq!(archived, report.archived_ids.companies.iter().cloned().collect());
+}
+
+#[test]
+fn more_than_ten_thousand_changes_in_one_window_land_exactly_once() {
+    let _heavy = timing_lock();
+    let hs = Hs::start(SimConfig { contacts: 10_600, companies: 5, deals: 5, ..SimConfig::default() });
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base).replace("concurrency = 4", "concurrency = 4\nstreams = [\"contacts\"]"));
+    sync(&s, &[]);
+    let report = hs.sim.mutate(MutateSpec { same_timestamp_contacts: 10_300, ..MutateSpec::default() });
+    hs.sim.clear_requests();
+    let r = sync(&s, &[]);
+    assert_eq!(r["streams"]["contacts"]["updated"].as_u64().unwrap() as usize, report.updated_ids.contacts.len());
+    assert_eq!(r["streams"]["contacts"]["failed"], 0);
+    assert!(hs.sim.requests().iter().all(|x| x.status == 200), "a search crossed the 10,000 cap");
+    let searches = hs.sim.requests().iter().filter(|x| x.path.ends_with("/search")).count();
+    assert!(searches >= 52, "two windows of searches expected, got {searches}");
+    let db = s.db("data/h.db");
+    assert_eq!(count(&db, "SELECT count(*) FROM hubspot_contacts"), 10_600);
+    let batch = r["batch_id"].as_str().unwrap();
+    let updated = ids(&db, &format!("SELECT id FROM hubspot_contacts WHERE sync_batch_id = '{batch}'"));
+    assert_eq!(updated, report.updated_ids.contacts.iter().cloned().collect(), "every changed contact exactly once");
+}
+
+#[test]
+fn the_example_pipeline_syncs_against_the_simulator() {
+    let hs = Hs::start(SimConfig::default());
+    let s = Scratch::new();
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hubspot.toml")).unwrap();
+    assert!(example.contains("http://127.0.0.1:8717"));
+    s.write("p.toml", &example.replace("http://127.0.0.1:8717", &hs.base).replace("hs-sim-token", TOKEN));
+    let o = s.cmd(&["sync", "p.toml", "--quiet"]).output().unwrap();
+    expect_code(&o, 0);
+    let db = s.db("data/hubspot-demo.db");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM hubspot_contacts") as usize,
+        hs.sim.dataset().ids(ObjectType::Contacts).len()
+    );
+}
+
+#[test]
+fn check_reports_a_bad_token() {
+    let hs = Hs::start(SimConfig::default());
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base));
+    let o = s.cmd(&["check", "p.toml"]).env("HS_TOKEN", "wrong-token-1234").output().unwrap();
+    expect_code(&o, 1);
+    let err = text(&o).1;
+    assert!(
+        err.contains("401") && err.contains("HUBSPOT_ACCESS_TOKEN") && err.contains("INVALID_AUTHENTICATION"),
+        "{err}"
+    );
+    assert!(err.contains("correlationId"), "{err}");
+    assert!(!err.contains("wrong-token-1234"));
+    let o = s.cmd(&["check", "p.toml"]).env("HS_TOKEN", TOKEN).output().unwrap();
+    expect_code(&o, 0);
+}
