@@ -19,7 +19,7 @@ use crate::error::{ConfigError, SinkError};
 use crate::logging::{self, step};
 use crate::record::Record;
 use crate::registry::Registry;
-use crate::sink::{LockOutcome, RunEnd, RunStart, Sink, StateUpdate, WriteBatch, WriteStats};
+use crate::sink::{LockOutcome, RunEnd, RunStart, Sink, SinkRecord, StateUpdate, WriteBatch, WriteStats};
 use crate::source::{Checkpoint, Partition, ReadRequest, RunMode, Source};
 use crate::transform::Transform;
 use crate::window::TimeWindow;
@@ -256,7 +256,7 @@ enum Msg {
     Batch {
         stream: &'static StreamDescriptor,
         partition: String,
-        records: Vec<Record>,
+        records: Vec<SinkRecord>,
         checkpoint: Option<Checkpoint>,
         read: u64,
         pages: u64,
@@ -667,7 +667,7 @@ async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
     };
     debug!(step = "fetch", stream = stream.name, partition = %partition.key, resume = request.state.is_some(), "reading partition");
     let mut source = ctx.source.read(request);
-    let mut buffer: Vec<Record> = Vec::new();
+    let mut buffer: Vec<SinkRecord> = Vec::new();
     let mut pending: Option<Checkpoint> = None;
     let (mut read, mut pages, mut transform_failed) = (0u64, 0u64, 0u64);
     let mut last_flush = Instant::now();
@@ -693,7 +693,7 @@ async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
         read += batch.records.len() as u64;
         for record in batch.records {
             match apply_transforms(&ctx.transforms, stream.name, record) {
-                Ok(Some(r)) => buffer.push(r),
+                Ok(Some(r)) => buffer.push(SinkRecord::new(stream, r)),
                 Ok(None) => {}
                 Err(e) => {
                     transform_failed += 1;
@@ -738,7 +738,7 @@ async fn read_partition(ctx: &ReaderCtx, partition: Partition) {
 async fn send(
     ctx: &ReaderCtx,
     partition: &Partition,
-    records: Vec<Record>,
+    records: Vec<SinkRecord>,
     checkpoint: Option<Checkpoint>,
     (read, pages, transform_failed): (u64, u64, u64),
 ) -> bool {

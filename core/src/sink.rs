@@ -11,6 +11,7 @@ use crate::descriptor::StreamDescriptor;
 use crate::error::SinkError;
 use crate::record::Record;
 use crate::source::Checkpoint;
+use crate::typed::{self, TypedValue};
 
 /// A state change committed together with a batch.
 #[derive(Debug, Clone)]
@@ -31,13 +32,61 @@ pub struct WriteBatch {
     /// The stream the records belong to.
     pub stream: &'static StreamDescriptor,
     /// Up to 500 records.
-    pub records: Vec<Record>,
+    pub records: Vec<SinkRecord>,
     /// The checkpoint valid once these records are stored.
     pub state: Option<StateUpdate>,
     /// `sync_logs` rows produced since the previous write.
     pub logs: Vec<LogRow>,
     /// Count what would change, then roll back.
     pub dry_run: bool,
+}
+
+/// A record as sinks take it, prepared by the reader task that produced it.
+///
+/// Readers run in parallel and the writer is one: serializing the record, converting its
+/// typed columns and freeing its parsed tree happen here, off the writer's path. A sink
+/// that needs the record as a map again (to merge it into a stored row) calls
+/// [`SinkRecord::record`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    /// The record as canonical JSON: compact, object keys sorted (the order of
+    /// `serde_json::Map`). Equal records have equal text.
+    pub json: String,
+    /// The key values in key order, or why the record has none.
+    pub key: Result<Vec<TypedValue>, String>,
+    /// The typed non-key columns in descriptor order (`None` where the record lacks the
+    /// path), or why a value does not fit its column.
+    pub columns: Result<Vec<Option<TypedValue>>, String>,
+}
+
+impl SinkRecord {
+    /// Prepares `record` for `stream`'s table.
+    pub fn new(stream: &StreamDescriptor, record: Record) -> SinkRecord {
+        let key = typed::key_of(stream, &record);
+        let columns = typed::column_values(stream, &record);
+        SinkRecord { json: Value::Object(record).to_string(), key, columns }
+    }
+
+    /// The record as a map again.
+    pub fn record(&self) -> Record {
+        // The text was serialized from a map, so it parses back to one.
+        serde_json::from_str(&self.json).unwrap_or_default()
+    }
+
+    /// The key as shown in messages (`a/b`), `?` when the record has none.
+    pub fn key_text(&self) -> String {
+        self.key.as_deref().map(typed::key_text).unwrap_or_else(|_| "?".into())
+    }
+
+    /// Why the sink must refuse the record, if it must: no key, or a value that does not
+    /// fit its column.
+    pub fn refusal(&self) -> Option<RecordFailure> {
+        match (&self.key, &self.columns) {
+            (Err(reason), _) => Some(RecordFailure { key: "?".into(), reason: reason.clone() }),
+            (Ok(key), Err(reason)) => Some(RecordFailure { key: typed::key_text(key), reason: reason.clone() }),
+            (Ok(_), Ok(_)) => None,
+        }
+    }
 }
 
 /// A record the sink refused, with its key where it had one.

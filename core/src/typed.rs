@@ -146,6 +146,12 @@ pub fn value_columns(stream: &StreamDescriptor) -> impl Iterator<Item = &Column>
 /// Extracts key and typed columns.
 pub fn row_values(stream: &StreamDescriptor, record: &Record) -> Result<RowValues, String> {
     let key = key_of(stream, record)?;
+    let columns = column_values(stream, record)?;
+    Ok(RowValues { key, columns })
+}
+
+/// Extracts the typed non-key columns (`None` where the path is absent).
+pub fn column_values(stream: &StreamDescriptor, record: &Record) -> Result<Vec<Option<TypedValue>>, String> {
     let mut columns = Vec::with_capacity(stream.columns.len());
     for c in value_columns(stream) {
         match lookup(record, c.path) {
@@ -159,7 +165,7 @@ pub fn row_values(stream: &StreamDescriptor, record: &Record) -> Result<RowValue
             }
         }
     }
-    Ok(RowValues { key, columns })
+    Ok(columns)
 }
 
 /// Joins key values for messages (`a/b`).

@@ -71,7 +71,8 @@ impl JsonlSink {
         Ok(JsonlSink { dir: dir.to_owned(), lock: None })
     }
 
-    fn append(&self, name: &str, lines: &[Value]) -> Result<(), SinkError> {
+    /// Appends lines already encoded as JSON (one object each, no newline).
+    fn append(&self, name: &str, lines: &[String]) -> Result<(), SinkError> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -80,7 +81,7 @@ impl JsonlSink {
             OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io("opening JSONL file", e))?;
         let mut buf = Vec::new();
         for l in lines {
-            serde_json::to_writer(&mut buf, l).map_err(|e| io("encoding JSONL", e.into()))?;
+            buf.extend_from_slice(l.as_bytes());
             buf.push(b'\n');
         }
         f.write_all(&buf).map_err(|e| io("appending JSONL", e))?;
@@ -181,7 +182,7 @@ impl Sink for JsonlSink {
         for mut r in self.runs()?.into_iter().filter(|r| r.status == "running" && r.pipeline == run.pipeline) {
             outcome = LockOutcome::TookOver { batch_id: r.batch_id.clone(), heartbeat_at: r.heartbeat_at };
             r.status = "abandoned".into();
-            self.append("_ferry_runs.jsonl", &[run_line(&r)])?;
+            self.append("_ferry_runs.jsonl", &[run_line(&r).to_string()])?;
         }
         self.lock = Some(file);
         let rec = RunRecord {
@@ -195,7 +196,7 @@ impl Sink for JsonlSink {
             stats: json!({}),
             heartbeat_at: Utc::now(),
         };
-        self.append("_ferry_runs.jsonl", &[run_line(&rec)])?;
+        self.append("_ferry_runs.jsonl", &[run_line(&rec).to_string()])?;
         Ok(outcome)
     }
 
@@ -211,7 +212,7 @@ impl Sink for JsonlSink {
             r.finished_at = Some(end.finished_at);
             r.stats = end.stats.clone();
             r.heartbeat_at = end.finished_at;
-            self.append("_ferry_runs.jsonl", &[run_line(&r)])?;
+            self.append("_ferry_runs.jsonl", &[run_line(&r).to_string()])?;
         }
         self.lock = None;
         Ok(())
@@ -238,15 +239,22 @@ impl Sink for JsonlSink {
         let mut outcome = WriteOutcome::default();
         let now = now_text();
         let mut lines = Vec::with_capacity(batch.records.len());
+        // Fields in sorted order, like every other object ferry writes; the record's text
+        // is already canonical JSON.
+        let (batch_id, synced_at) = (Value::from(batch.batch_id.as_str()), Value::from(now.as_str()));
         for record in batch.records {
-            match typed::key_of(batch.stream, &record) {
+            match &record.key {
                 Ok(key) => {
                     outcome.stats.inserted += 1;
-                    lines.push(json!({"sync_batch_id": batch.batch_id, "synced_at": now, "key": typed::key_text(&key), "record": record}));
+                    lines.push(format!(
+                        "{{\"key\":{},\"record\":{},\"sync_batch_id\":{batch_id},\"synced_at\":{synced_at}}}",
+                        Value::from(typed::key_text(key)),
+                        record.json
+                    ));
                 }
                 Err(reason) => {
                     outcome.stats.failed += 1;
-                    outcome.failures.push(RecordFailure { key: "?".into(), reason });
+                    outcome.failures.push(RecordFailure { key: "?".into(), reason: reason.clone() });
                 }
             }
         }
@@ -276,7 +284,7 @@ impl Sink for JsonlSink {
     }
 
     async fn write_logs(&mut self, logs: Vec<LogRow>) -> Result<(), SinkError> {
-        let lines: Vec<Value> = logs.iter().map(log_line).collect();
+        let lines: Vec<String> = logs.iter().map(|l| log_line(l).to_string()).collect();
         self.append("_ferry_logs.jsonl", &lines)
     }
 

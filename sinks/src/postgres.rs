@@ -19,7 +19,8 @@ use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::secret::{Secret, redact};
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
+    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, SinkRecord, StateEntry, WriteBatch,
+    WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed::{self, TypedValue};
@@ -301,11 +302,49 @@ fn run_record(r: &tokio_postgres::Row) -> RunRecord {
     }
 }
 
+/// JSON text bound as `json` or `jsonb` as it is: the text the reader serialized, sent
+/// without parsing it again (binary `jsonb` is a version byte followed by the text).
+#[derive(Debug)]
+struct JsonText<'a>(&'a str);
+
+impl ToSql for JsonText<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == tokio_postgres::types::Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    tokio_postgres::types::accepts!(JSON, JSONB);
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// A batch's record for one key: as prepared by the reader, or merged with a later record
+/// of the same key in the same batch.
+enum Pending {
+    Prepared(SinkRecord),
+    Merged(Map<String, Value>),
+}
+
+impl Pending {
+    fn into_record(self) -> Map<String, Value> {
+        match self {
+            Pending::Prepared(r) => r.record(),
+            Pending::Merged(m) => m,
+        }
+    }
+}
+
 /// Upserts a batch inside `tx`: one lookup, one multi-row insert, one update per changed row.
 async fn upsert(
     tx: &Transaction<'_>,
     s: &StreamDescriptor,
-    records: Vec<Map<String, Value>>,
+    records: Vec<SinkRecord>,
     batch_id: &str,
 ) -> Result<WriteOutcome, SinkError> {
     let ctx = || format!("writing {}", s.table);
@@ -314,25 +353,24 @@ async fn upsert(
     let key_cols: Vec<&ferry_core::descriptor::Column> = s.key_columns().collect();
     // Later records of the same key in one batch merge into the earlier ones first.
     let mut order: Vec<String> = Vec::new();
-    let mut rows: std::collections::HashMap<String, (Vec<TypedValue>, Map<String, Value>)> = Default::default();
+    let mut rows: std::collections::HashMap<String, (Vec<TypedValue>, Pending)> = Default::default();
     for record in records {
-        match typed::row_values(s, &record) {
-            Ok(v) => {
-                let k = typed::key_text(&v.key);
-                match rows.get_mut(&k) {
-                    Some((_, r)) => {
-                        merge_objects(r, record);
-                    }
-                    None => {
-                        order.push(k.clone());
-                        rows.insert(k, (v.key, record));
-                    }
-                }
+        if let Some(failure) = record.refusal() {
+            outcome.stats.failed += 1;
+            outcome.failures.push(failure);
+            continue;
+        }
+        let key = record.key.clone().unwrap_or_default();
+        let k = typed::key_text(&key);
+        match rows.remove(&k) {
+            Some((key, earlier)) => {
+                let mut merged = earlier.into_record();
+                merge_objects(&mut merged, record.record());
+                rows.insert(k, (key, Pending::Merged(merged)));
             }
-            Err(reason) => {
-                let key = typed::key_of(s, &record).map(|k| typed::key_text(&k)).unwrap_or_else(|_| "?".into());
-                outcome.stats.failed += 1;
-                outcome.failures.push(RecordFailure { key, reason });
+            None => {
+                order.push(k.clone());
+                rows.insert(k, (key, Pending::Prepared(record)));
             }
         }
     }
@@ -376,7 +414,7 @@ async fn upsert(
         })
         .collect();
 
-    let mut inserts: Vec<(Vec<TypedValue>, Map<String, Value>)> = Vec::new();
+    let mut inserts: Vec<(Vec<TypedValue>, Pending)> = Vec::new();
     let mut updates: Vec<(Vec<TypedValue>, Map<String, Value>)> = Vec::new();
     for k in order {
         let (key, record) = rows.remove(&k).expect("key listed");
@@ -384,7 +422,7 @@ async fn upsert(
         match existing.remove(&typed::key_text(&key)) {
             None => inserts.push((key, record)),
             Some(mut old) => {
-                if merge_objects(&mut old, record) {
+                if merge_objects(&mut old, record.into_record()) {
                     updates.push((key, old));
                 } else {
                     outcome.stats.unchanged += 1;
@@ -396,17 +434,24 @@ async fn upsert(
     if !inserts.is_empty() {
         let mut arrays: Vec<Column> =
             key_cols.iter().chain(value_cols.iter()).map(|c| Column::new(c.sql_type)).collect();
-        let mut raws: Vec<Value> = Vec::with_capacity(inserts.len());
-        for (key, record) in &inserts {
-            let values = typed::row_values(s, record).map_err(SinkError::Schema)?;
+        let mut texts: Vec<String> = Vec::with_capacity(inserts.len());
+        let inserted = inserts.len() as u64;
+        for (key, record) in inserts {
+            let (columns, text) = match record {
+                Pending::Prepared(r) => (r.columns.map_err(SinkError::Schema)?, r.json),
+                Pending::Merged(m) => {
+                    (typed::column_values(s, &m).map_err(SinkError::Schema)?, Value::Object(m).to_string())
+                }
+            };
             for (i, v) in key.iter().enumerate() {
                 arrays[i].push(Some(v));
             }
-            for (i, v) in values.columns.iter().enumerate() {
+            for (i, v) in columns.iter().enumerate() {
                 arrays[key.len() + i].push(v.as_ref());
             }
-            raws.push(Value::Object(record.clone()));
+            texts.push(text);
         }
+        let raws: Vec<JsonText<'_>> = texts.iter().map(|t| JsonText(t)).collect();
         let all: Vec<&ferry_core::descriptor::Column> = key_cols.iter().chain(value_cols.iter()).copied().collect();
         let names: Vec<String> = all.iter().map(|c| quote(c.name)).collect();
         let unnest: Vec<String> =
@@ -427,7 +472,7 @@ async fn upsert(
         let batch = batch_id.to_owned();
         params.push(&batch);
         tx.execute(&sql, &params).await.map_err(|e| pg(ctx(), e))?;
-        outcome.stats.inserted += inserts.len() as u64;
+        outcome.stats.inserted += inserted;
     }
 
     if !updates.is_empty() {

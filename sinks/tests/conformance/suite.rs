@@ -2,7 +2,7 @@
 
 use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
 use ferry_core::record::{Record, merge};
-use ferry_core::sink::{Sink, StateUpdate, WriteBatch, WriteOutcome};
+use ferry_core::sink::{Sink, SinkRecord, StateUpdate, WriteBatch, WriteOutcome};
 use ferry_core::source::Checkpoint;
 use serde_json::{Value, json};
 
@@ -87,7 +87,7 @@ pub async fn write(
         pipeline: "conf".into(),
         batch_id: batch.into(),
         stream,
-        records,
+        records: records.into_iter().map(|r| SinkRecord::new(stream, r)).collect(),
         state: checkpoint.map(|c| StateUpdate { partition: String::new(), checkpoint: c }),
         logs: Vec::new(),
         dry_run: false,
@@ -232,7 +232,7 @@ pub fn dry_run_writes_nothing(h: &mut impl Harness) {
                 pipeline: "conf".into(),
                 batch_id: "dry".into(),
                 stream: &ITEMS,
-                records: vec![rec(json!({"id": "x"}))],
+                records: vec![SinkRecord::new(&ITEMS, rec(json!({"id": "x"})))],
                 state: Some(StateUpdate { partition: String::new(), checkpoint: Checkpoint::Set(json!(1)) }),
                 logs: Vec::new(),
                 dry_run: true,
