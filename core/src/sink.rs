@@ -64,7 +64,7 @@ impl SinkRecord {
     pub fn new(stream: &StreamDescriptor, record: Record) -> SinkRecord {
         let key = typed::key_of(stream, &record);
         let columns = typed::column_values(stream, &record);
-        SinkRecord { json: Value::Object(record).to_string(), key, columns }
+        SinkRecord { json: canonical_text(&record), key, columns }
     }
 
     /// The record as a map again.
@@ -87,6 +87,19 @@ impl SinkRecord {
             (Ok(_), Ok(_)) => None,
         }
     }
+}
+
+/// Serializes a record into a per-thread buffer that keeps its capacity, then copies the
+/// text out once: a growing `Vec` would reallocate and copy several times per record.
+fn canonical_text(record: &Record) -> String {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, record).expect("a map with string keys always serializes");
+        String::from_utf8(buffer.clone()).expect("serde_json writes UTF-8")
+    })
 }
 
 /// A record the sink refused, with its key where it had one.

@@ -3,6 +3,7 @@
 //! WAL, `busy_timeout`, one writer, cached prepared statements, one transaction per
 //! batch holding the records, their checkpoint and their log rows.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -423,7 +424,10 @@ struct StreamSql {
     update: String,
     /// Columns selected by the existence lookup: key columns, rowid, raw_json, values.
     lookup_head: String,
+    /// raw_json and the typed values of one row, by rowid.
+    by_rowid: String,
     key_count: usize,
+    value_count: usize,
 }
 
 fn stream_sql(s: &StreamDescriptor) -> StreamSql {
@@ -449,7 +453,8 @@ fn stream_sql(s: &StreamDescriptor) -> StreamSql {
     sets.push(format!("synced_at = ?{}", n + 3));
     sets.push(format!("updated_at = ?{}", n + 3));
     let update = format!("UPDATE {t} SET {} WHERE rowid = ?{}", sets.join(", "), n + 4);
-    StreamSql { insert, update, lookup_head, key_count: s.primary_key.len() }
+    let by_rowid = format!("SELECT {} FROM {t} WHERE rowid = ?1", select_cols[s.primary_key.len() + 1..].join(", "));
+    StreamSql { insert, update, lookup_head, by_rowid, key_count: s.primary_key.len(), value_count: value_cols.len() }
 }
 
 impl StreamSql {
@@ -531,21 +536,40 @@ fn sql_text(v: &SqlValue) -> String {
 /// A stored row the batch touches.
 struct Existing {
     rowid: i64,
-    /// The stored raw_json bytes; parsed only when a record's own text differs from them
-    /// (read as bytes: no UTF-8 validation for the common, unchanged case).
-    raw: Vec<u8>,
-    columns: Vec<SqlValue>,
+    /// The stored raw_json bytes and typed columns. `None` while the stored text is the
+    /// text of the batch's first record of this key (the common, unchanged case, and the
+    /// row just inserted): nothing is copied out of SQLite for it.
+    stored: Option<(Vec<u8>, Vec<SqlValue>)>,
 }
 
-/// Finds which keys of the batch already exist, in one query per 500 keys.
+/// Reads a row's raw_json bytes and typed columns.
+fn read_stored(
+    row: &rusqlite::Row<'_>,
+    raw_at: usize,
+    value_count: usize,
+) -> rusqlite::Result<(Vec<u8>, Vec<SqlValue>)> {
+    let raw = match row.get_ref(raw_at)? {
+        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
+        _ => Vec::new(),
+    };
+    let mut columns = Vec::with_capacity(value_count);
+    for i in 0..value_count {
+        columns.push(row.get::<_, SqlValue>(raw_at + 1 + i)?);
+    }
+    Ok((raw, columns))
+}
+
+/// Finds which keys of the batch already exist, in one query per 500 keys. A stored
+/// row whose raw_json equals `first[key]` (read as bytes: no UTF-8 validation) is only
+/// marked as such.
 fn lookup_existing(
     tx: &Transaction<'_>,
     s: &StreamDescriptor,
     sql: &StreamSql,
     keys: &[&[TypedValue]],
-    value_count: usize,
-) -> rusqlite::Result<std::collections::HashMap<String, Existing>> {
-    let mut found = std::collections::HashMap::with_capacity(keys.len());
+    first: &HashMap<&str, &str>,
+) -> rusqlite::Result<HashMap<String, Existing>> {
+    let mut found = HashMap::with_capacity(keys.len());
     let k = sql.key_count;
     for chunk in keys.chunks(500) {
         let mut stmt = tx.prepare_cached(&sql.lookup(s, chunk.len()))?;
@@ -556,15 +580,13 @@ fn lookup_existing(
             for i in 0..k {
                 key_parts.push(sql_text(&row.get::<_, SqlValue>(i)?));
             }
-            let raw: Vec<u8> = match row.get_ref(k + 1)? {
-                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
-                _ => Vec::new(),
+            let key = key_string(key_parts.into_iter());
+            let same = match row.get_ref(k + 1)? {
+                rusqlite::types::ValueRef::Text(t) => first.get(key.as_str()).is_some_and(|f| f.as_bytes() == t),
+                _ => false,
             };
-            let mut columns = Vec::with_capacity(value_count);
-            for i in 0..value_count {
-                columns.push(row.get::<_, SqlValue>(k + 2 + i)?);
-            }
-            found.insert(key_string(key_parts.into_iter()), Existing { rowid: row.get(k)?, raw, columns });
+            let stored = if same { None } else { Some(read_stored(row, k + 1, sql.value_count)?) };
+            found.insert(key, Existing { rowid: row.get(k)?, stored });
         }
     }
     Ok(found)
@@ -584,86 +606,90 @@ fn upsert_batch(
 ) -> rusqlite::Result<WriteOutcome> {
     let sql = stream_sql(s);
     let mut outcome = WriteOutcome::default();
+    // (key values, typed columns, canonical text, key string) of the records to store.
     let mut rows = Vec::with_capacity(records.len());
     for record in records {
-        match record.refusal() {
-            Some(failure) => {
-                outcome.stats.failed += 1;
-                outcome.failures.push(failure);
+        match (record.key, record.columns) {
+            (Ok(key), Ok(columns)) => {
+                let text = key_string(key.iter().map(typed_text));
+                rows.push((key, columns, record.json, text));
             }
-            None => rows.push(record),
+            (Err(reason), _) => {
+                outcome.stats.failed += 1;
+                outcome.failures.push(RecordFailure { key: "?".into(), reason });
+            }
+            (Ok(key), Err(reason)) => {
+                outcome.stats.failed += 1;
+                outcome.failures.push(RecordFailure { key: typed::key_text(&key), reason });
+            }
         }
     }
-    let value_count = typed::value_columns(s).count();
-    let keys: Vec<&[TypedValue]> = rows.iter().filter_map(|r| r.key.as_deref().ok()).collect();
-    let mut existing = lookup_existing(tx, s, &sql, &keys, value_count)?;
+    let mut first: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+    for (_, _, json, key) in &rows {
+        first.entry(key.as_str()).or_insert(json.as_str());
+    }
+    let keys: Vec<&[TypedValue]> = rows.iter().map(|(k, ..)| k.as_slice()).collect();
+    let mut existing = lookup_existing(tx, s, &sql, &keys, &first)?;
     let mut insert = tx.prepare_cached(&sql.insert)?;
     let mut update = tx.prepare_cached(&sql.update)?;
-    let batch = TypedValue::Text(batch_id.to_owned());
-    let now = TypedValue::Text(now.to_owned());
-    for record in rows {
-        let (Ok(key_values), Ok(columns)) = (record.key, record.columns) else {
-            unreachable!("refused records were set aside")
+    let null = TypedValue::Null;
+    for (key_values, columns, json, key) in &rows {
+        let Some(row) = existing.get_mut(key) else {
+            let binds: Vec<Bind<'_>> =
+                key_values.iter().map(Bind).chain(columns.iter().map(|c| Bind(c.as_ref().unwrap_or(&null)))).collect();
+            let mut params: Vec<&dyn rusqlite::ToSql> = binds.iter().map(|b| b as &dyn rusqlite::ToSql).collect();
+            params.extend([json as &dyn rusqlite::ToSql, &batch_id, &batch_id, &now, &now, &now]);
+            insert.execute(params.as_slice())?;
+            outcome.stats.inserted += 1;
+            // This record is the first of its key in the batch, so `first` holds the text
+            // just stored; a later record with the same key merges into it.
+            existing.insert(key.clone(), Existing { rowid: tx.last_insert_rowid(), stored: None });
+            continue;
         };
-        let key = key_string(key_values.iter().map(typed_text));
-        match existing.get_mut(&key) {
-            None => {
-                let cols: Vec<TypedValue> = columns.into_iter().map(|c| c.unwrap_or(TypedValue::Null)).collect();
-                let raw = TypedValue::Text(record.json);
-                let mut params: Vec<Bind<'_>> = key_values.iter().map(Bind).collect();
-                params.extend(cols.iter().map(Bind));
-                params.extend([Bind(&raw), Bind(&batch), Bind(&batch), Bind(&now), Bind(&now), Bind(&now)]);
-                insert.execute(rusqlite::params_from_iter(params.iter()))?;
-                outcome.stats.inserted += 1;
-                // A later record with the same key in this batch merges into this one.
-                let columns = cols.into_iter().map(to_sql).collect();
-                let TypedValue::Text(raw) = raw else { unreachable!("raw_json is text") };
-                existing.insert(key, Existing { rowid: tx.last_insert_rowid(), raw: raw.into_bytes(), columns });
-            }
-            Some(row) => {
-                // Maps serialize with sorted keys, so a record identical to what ferry
-                // stored has the same text: unchanged without parsing the stored JSON.
-                if record.json.as_bytes() == row.raw {
-                    outcome.stats.unchanged += 1;
-                    continue;
-                }
-                let mut merged = match serde_json::from_slice::<Value>(&row.raw) {
-                    Ok(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                let new: Map<String, Value> = serde_json::from_str(&record.json).map_err(to_json_err)?;
-                if !merge_objects(&mut merged, new) {
-                    outcome.stats.unchanged += 1;
-                    continue;
-                }
-                // Typed columns follow the merged JSON; a path the JSON never had keeps
-                // the column's stored value (legacy columns filled by an older tool).
-                let merged_columns = match typed::column_values(s, &merged) {
-                    Ok(v) => v,
-                    Err(reason) => {
-                        outcome.stats.failed += 1;
-                        outcome.failures.push(RecordFailure { key: typed::key_text(&key_values), reason });
-                        continue;
-                    }
-                };
-                let cols: Vec<SqlValue> = merged_columns
-                    .into_iter()
-                    .zip(row.columns.iter())
-                    .map(|(new, old)| new.map(to_sql).unwrap_or_else(|| old.clone()))
-                    .collect();
-                let raw = serde_json::to_string(&merged).map_err(to_json_err)?;
-                let mut params: Vec<&dyn rusqlite::ToSql> = cols.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
-                let (b, n, r) = (Bind(&batch), Bind(&now), row.rowid);
-                params.push(&raw);
-                params.push(&b);
-                params.push(&n);
-                params.push(&r);
-                update.execute(params.as_slice())?;
-                outcome.stats.updated += 1;
-                row.raw = raw.into_bytes();
-                row.columns = cols;
-            }
+        // Maps serialize with sorted keys, so a record identical to what ferry stored has
+        // the same text: unchanged without parsing the stored JSON.
+        let stored_text = match &row.stored {
+            Some((raw, _)) => raw.as_slice(),
+            None => first[key.as_str()].as_bytes(),
+        };
+        if json.as_bytes() == stored_text {
+            outcome.stats.unchanged += 1;
+            continue;
         }
+        // A later record of a key differs from the stored row: read that row in full.
+        let (raw, stored_columns) = match row.stored.take() {
+            Some(stored) => stored,
+            None => tx.prepare_cached(&sql.by_rowid)?.query_row([row.rowid], |r| read_stored(r, 0, sql.value_count))?,
+        };
+        let mut merged = match serde_json::from_slice::<Value>(&raw) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let new: Map<String, Value> = serde_json::from_str(json).map_err(to_json_err)?;
+        if !merge_objects(&mut merged, new) {
+            outcome.stats.unchanged += 1;
+            row.stored = Some((raw, stored_columns));
+            continue;
+        }
+        // Typed columns follow the merged JSON; a path the JSON never had keeps the
+        // column's stored value (legacy columns filled by an older tool).
+        let merged_columns = match typed::column_values(s, &merged) {
+            Ok(v) => v,
+            Err(reason) => {
+                outcome.stats.failed += 1;
+                outcome.failures.push(RecordFailure { key: typed::key_text(key_values), reason });
+                row.stored = Some((raw, stored_columns));
+                continue;
+            }
+        };
+        let cols: Vec<SqlValue> =
+            merged_columns.into_iter().zip(stored_columns).map(|(new, old)| new.map(to_sql).unwrap_or(old)).collect();
+        let merged_text = serde_json::to_string(&merged).map_err(to_json_err)?;
+        let mut params: Vec<&dyn rusqlite::ToSql> = cols.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
+        params.extend([&merged_text as &dyn rusqlite::ToSql, &batch_id, &now, &row.rowid]);
+        update.execute(params.as_slice())?;
+        outcome.stats.updated += 1;
+        row.stored = Some((merged_text.into_bytes(), cols));
     }
     Ok(outcome)
 }

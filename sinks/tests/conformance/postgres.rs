@@ -92,6 +92,11 @@ impl Harness for Pg {
 }
 
 #[test]
+fn same_key_in_one_batch() {
+    suite::same_key_in_one_batch(&mut Pg::new());
+}
+
+#[test]
 fn merge_semantics() {
     suite::merge_semantics(&mut Pg::new());
 }

@@ -67,6 +67,11 @@ impl Harness for Sqlite {
 }
 
 #[test]
+fn same_key_in_one_batch() {
+    suite::same_key_in_one_batch(&mut Sqlite::new());
+}
+
+#[test]
 fn merge_semantics() {
     suite::merge_semantics(&mut Sqlite::new());
 }

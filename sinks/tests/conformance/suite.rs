@@ -132,6 +132,54 @@ pub fn merge_semantics(h: &mut impl Harness) {
     });
 }
 
+/// Records of one key in one batch merge in their order, whether the key is new or
+/// stored (and whether the first of them matches the stored row or not).
+pub fn same_key_in_one_batch(h: &mut impl Harness) {
+    if !h.merges() {
+        return;
+    }
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let stored = json!({"id": "old", "count": 1, "address": {"city": "Oslo"}});
+        write(&mut sink, &ITEMS, "b1", vec![rec(stored.clone())], None).await;
+        let batch = vec![
+            rec(json!({"id": "new", "count": 1})),
+            rec(stored.clone()),
+            rec(json!({"id": "new", "address": {"city": "Rome"}})),
+            rec(json!({"id": "old", "address": {"zip": "0150"}})),
+            rec(json!({"id": "new", "count": 2})),
+            rec(json!({"id": "old", "count": 3})),
+        ];
+        let o = write(&mut sink, &ITEMS, "b2", batch, None).await;
+        assert_eq!(o.stats.failed, 0);
+        assert_eq!(
+            h.rows("conformance_items"),
+            vec![
+                ("new".to_owned(), json!({"id": "new", "count": 2, "address": {"city": "Rome"}})),
+                ("old".to_owned(), json!({"id": "old", "count": 3, "address": {"city": "Oslo", "zip": "0150"}})),
+            ]
+        );
+        assert_eq!(
+            h.column("conformance_items", "count"),
+            vec![("new".to_owned(), json!(2)), ("old".to_owned(), json!(3))]
+        );
+        assert_eq!(
+            h.column("conformance_items", "city"),
+            vec![("new".to_owned(), json!("Rome")), ("old".to_owned(), json!("Oslo"))]
+        );
+        // And a batch repeating the stored rows changes nothing.
+        let again = write(
+            &mut sink,
+            &ITEMS,
+            "b3",
+            vec![rec(json!({"id": "old", "count": 3})), rec(json!({"id": "old", "count": 3}))],
+            None,
+        )
+        .await;
+        assert_eq!((again.stats.updated, again.stats.inserted), (0, 0));
+    });
+}
+
 /// A sequence of partial records lands as the in-memory merge of them, key by key.
 pub fn merge_sequence(h: &mut impl Harness, seq: &[(u8, Value)]) {
     if !h.merges() {
