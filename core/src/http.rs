@@ -452,7 +452,13 @@ impl HttpClient {
                 };
             }
         };
-        let json: Result<Value, _> = serde_json::from_slice(&body);
+        // One UTF-8 check over the whole body, then a parse that does not check each string
+        // again (a few percent of a sync's CPU). Invalid UTF-8 goes to the byte parser,
+        // which says where it is.
+        let json: Result<Value, _> = match std::str::from_utf8(&body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&body),
+        };
         let hints = &self.config.hints;
         let endpoint = req.endpoint();
         // The API's own words: its message, and the fields APIs use to identify an error
