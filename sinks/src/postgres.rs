@@ -48,6 +48,7 @@ fn default_schema() -> String {
 /// The Postgres sink.
 pub struct PostgresSink {
     client: Client,
+    statements: Statements,
     schema: String,
     where_: String,
     lock_key: Option<String>,
@@ -229,7 +230,13 @@ impl PostgresSink {
             .batch_execute(&format!("SET search_path TO {}", quote(schema)))
             .await
             .map_err(|e| pg("selecting the schema", e))?;
-        Ok(PostgresSink { client, schema: schema.to_owned(), where_: target, lock_key: None })
+        Ok(PostgresSink {
+            client,
+            statements: Statements::default(),
+            schema: schema.to_owned(),
+            where_: target,
+            lock_key: None,
+        })
     }
 
     async fn columns(&self, table: &str) -> Result<Vec<String>, SinkError> {
@@ -245,12 +252,38 @@ impl PostgresSink {
     }
 }
 
-async fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> Result<(), SinkError> {
+/// Statements prepared once per connection and reused: a statement sent as text is parsed
+/// and planned by the server, and costs one more round trip, every time.
+#[derive(Default)]
+struct Statements(std::collections::HashMap<String, tokio_postgres::Statement>);
+
+impl Statements {
+    async fn get(
+        &mut self,
+        tx: &impl GenericClient,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = tx.prepare(sql).await?;
+        self.0.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Forgets every statement (a table's columns changed: the plans no longer fit).
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+async fn insert_logs(tx: &Transaction<'_>, stmts: &mut Statements, logs: &[LogRow]) -> Result<(), SinkError> {
     if logs.is_empty() {
         return Ok(());
     }
-    let stmt = tx
-        .prepare(
+    let stmt = stmts
+        .get(
+            tx,
             "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .await
@@ -265,6 +298,7 @@ async fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> Result<(), SinkEr
 
 async fn set_cursor(
     tx: &impl GenericClient,
+    stmts: &mut Statements,
     pipeline: &str,
     stream: &str,
     partition: &str,
@@ -273,16 +307,18 @@ async fn set_cursor(
 ) -> Result<u64, SinkError> {
     let r = match checkpoint {
         Checkpoint::Set(cursor) => {
-            tx.execute(
+            let stmt = stmts.get(tx,
                 "INSERT INTO sync_state (pipeline, stream, partition, cursor, batch_id, updated_at) VALUES ($1, $2, $3, $4, $5, now())
                  ON CONFLICT (pipeline, stream, partition) DO UPDATE SET cursor = excluded.cursor, batch_id = excluded.batch_id, updated_at = excluded.updated_at",
-                &[&pipeline, &stream, &partition, cursor, &batch_id],
-            )
-            .await
+            ).await.map_err(|e| pg("saving the checkpoint", e))?;
+            tx.execute(&stmt, &[&pipeline, &stream, &partition, cursor, &batch_id]).await
         }
         Checkpoint::Clear => {
-            tx.execute("DELETE FROM sync_state WHERE pipeline = $1 AND stream = $2 AND partition = $3", &[&pipeline, &stream, &partition])
+            let stmt = stmts
+                .get(tx, "DELETE FROM sync_state WHERE pipeline = $1 AND stream = $2 AND partition = $3")
                 .await
+                .map_err(|e| pg("saving the checkpoint", e))?;
+            tx.execute(&stmt, &[&pipeline, &stream, &partition]).await
         }
     };
     r.map_err(|e| pg("saving the checkpoint", e))
@@ -343,6 +379,7 @@ impl Pending {
 /// Upserts a batch inside `tx`: one lookup, one multi-row insert, one update per changed row.
 async fn upsert(
     tx: &Transaction<'_>,
+    stmts: &mut Statements,
     s: &StreamDescriptor,
     records: Vec<SinkRecord>,
     batch_id: &str,
@@ -400,6 +437,7 @@ async fn upsert(
         on = on.join(" AND "),
     );
     let params: Vec<&(dyn ToSql + Sync)> = key_arrays.iter().map(Column::param).collect();
+    let lookup = stmts.get(tx, &lookup).await.map_err(|e| pg(ctx(), e))?;
     let found = tx.query(&lookup, &params).await.map_err(|e| pg(ctx(), e))?;
     let mut existing: std::collections::HashMap<String, Map<String, Value>> = found
         .iter()
@@ -471,7 +509,8 @@ async fn upsert(
         params.push(&raws);
         let batch = batch_id.to_owned();
         params.push(&batch);
-        tx.execute(&sql, &params).await.map_err(|e| pg(ctx(), e))?;
+        let insert = stmts.get(tx, &sql).await.map_err(|e| pg(ctx(), e))?;
+        tx.execute(&insert, &params).await.map_err(|e| pg(ctx(), e))?;
         outcome.stats.inserted += inserted;
     }
 
@@ -497,7 +536,7 @@ async fn upsert(
             .map(|(i, c)| format!("{} = ${}::{}", quote(c.name), base + 3 + i, pg_type(c.sql_type)))
             .collect();
         let sql = format!("UPDATE {} SET {} WHERE {}", quote(s.table), sets.join(", "), key_where.join(" AND "));
-        let stmt = tx.prepare(&sql).await.map_err(|e| pg(ctx(), e))?;
+        let stmt = stmts.get(tx, &sql).await.map_err(|e| pg(ctx(), e))?;
         for (key, merged) in updates {
             let values = match typed::row_values(s, &merged) {
                 Ok(v) => v,
@@ -581,6 +620,7 @@ impl Sink for PostgresSink {
     }
 
     async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
+        self.statements.clear();
         for s in streams {
             ident::validate(s.table).map_err(SinkError::Schema)?;
             let existing = self.columns(s.table).await?;
@@ -683,7 +723,7 @@ impl Sink for PostgresSink {
 
     async fn end_run(&mut self, end: &RunEnd, logs: Vec<LogRow>) -> Result<(), SinkError> {
         let tx = self.client.transaction().await.map_err(|e| pg("recording the run's end", e))?;
-        insert_logs(&tx, &logs).await?;
+        insert_logs(&tx, &mut self.statements, &logs).await?;
         tx.execute(
             "UPDATE sync_runs SET status = $2, finished_at = $3, stats = $4, heartbeat_at = $3 WHERE batch_id = $1",
             &[&end.batch_id, &end.status, &end.finished_at, &end.stats],
@@ -723,12 +763,20 @@ impl Sink for PostgresSink {
 
     async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
         let tx = self.client.transaction().await.map_err(|e| pg("starting a batch", e))?;
-        let outcome = upsert(&tx, batch.stream, batch.records, &batch.batch_id).await?;
+        let outcome = upsert(&tx, &mut self.statements, batch.stream, batch.records, &batch.batch_id).await?;
         if let Some(state) = &batch.state {
-            set_cursor(&tx, &batch.pipeline, batch.stream.name, &state.partition, &state.checkpoint, &batch.batch_id)
-                .await?;
+            set_cursor(
+                &tx,
+                &mut self.statements,
+                &batch.pipeline,
+                batch.stream.name,
+                &state.partition,
+                &state.checkpoint,
+                &batch.batch_id,
+            )
+            .await?;
         }
-        insert_logs(&tx, &batch.logs).await?;
+        insert_logs(&tx, &mut self.statements, &batch.logs).await?;
         if batch.dry_run {
             tx.rollback().await.map_err(|e| pg("rolling back the dry run", e))?;
         } else {
@@ -739,7 +787,7 @@ impl Sink for PostgresSink {
 
     async fn write_logs(&mut self, logs: Vec<LogRow>) -> Result<(), SinkError> {
         let tx = self.client.transaction().await.map_err(|e| pg("writing sync_logs", e))?;
-        insert_logs(&tx, &logs).await?;
+        insert_logs(&tx, &mut self.statements, &logs).await?;
         tx.commit().await.map_err(|e| pg("writing sync_logs", e))
     }
 
@@ -764,8 +812,8 @@ impl Sink for PostgresSink {
                     )
                     .await
                     .map_err(|e| pg("changing sync_state", e))?,
-                (p, None) => set_cursor(&tx, pipeline, &stream, p, &Checkpoint::Clear, batch_id).await?,
-                (p, Some(c)) => set_cursor(&tx, pipeline, &stream, p, &Checkpoint::Set(c), batch_id).await?,
+                (p, None) => set_cursor(&tx, &mut self.statements, pipeline, &stream, p, &Checkpoint::Clear, batch_id).await?,
+                (p, Some(c)) => set_cursor(&tx, &mut self.statements, pipeline, &stream, p, &Checkpoint::Set(c), batch_id).await?,
             };
         }
         tx.commit().await.map_err(|e| pg("changing sync_state", e))?;
