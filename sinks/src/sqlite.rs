@@ -83,54 +83,100 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// WAL pages (4 KiB each) after which the writer checkpoints by itself: the usual
-/// threshold, and the bound on the WAL's size should the background checkpointer fall
-/// behind.
+/// WAL pages after which the writer checkpoints by itself: SQLite's usual threshold, in
+/// force until the background checkpointer runs.
 const WRITER_AUTOCHECKPOINT: u32 = 4_000;
 /// With the background checkpointer running, the writer only steps in past this size.
 const WRITER_AUTOCHECKPOINT_BEHIND: u32 = 16_000;
-/// A WAL file past this size (it only restarts from its beginning once fully copied, which
-/// a busy writer may never let happen) is copied and truncated by the writer itself.
-const WAL_HARD_LIMIT: u64 = 256 << 20;
+/// WAL pages (64 MiB at 4 KiB) past which the WAL is restarted. Passive checkpoints copy
+/// frames, but a WAL starts again from its beginning only when every frame was copied as
+/// a writer begins a transaction, which a busy writer never allows: a sync of 1,000,000
+/// leads grew it to 692 MB.
+const RESTART_AFTER_PAGES: i64 = 16_384;
+/// How long a restart waits for readers still using old frames before it gives up until
+/// the next commit.
+const RESTART_WAIT: Duration = Duration::from_millis(200);
+
+enum CheckpointRequest {
+    /// Copy what is committed; wait for nobody.
+    Passive,
+    /// Copy everything and restart the WAL, then answer. The writer asks between its
+    /// transactions and waits, so only readers can delay it.
+    Restart(std::sync::mpsc::SyncSender<()>),
+}
 
 /// Copies committed WAL frames into the database file on its own thread and connection,
 /// so that the writer does not stop for it after its commits (in a bulk load the copy is
 /// about a third of the writer's time). Passive checkpoints never wait for the writer or
-/// for readers, and copy only committed frames; the writer still checkpoints by itself
-/// past [`WRITER_AUTOCHECKPOINT_BEHIND`] pages.
+/// for readers, and copy only committed frames. When the WAL passes
+/// [`RESTART_AFTER_PAGES`], the writer asks for a restart between two transactions.
 struct Checkpointer {
-    poke: Option<std::sync::mpsc::SyncSender<()>>,
+    requests: Option<std::sync::mpsc::SyncSender<CheckpointRequest>>,
+    /// Pages in the WAL at the last checkpoint.
+    wal_pages: std::sync::Arc<std::sync::atomic::AtomicI64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
     fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
+        use std::sync::atomic::Ordering::Relaxed;
         let conn = Connection::open(path)?;
-        let (poke, pokes) = std::sync::mpsc::sync_channel::<()>(1);
+        conn.busy_timeout(RESTART_WAIT)?;
+        let (requests, incoming) = std::sync::mpsc::sync_channel::<CheckpointRequest>(1);
+        let wal_pages = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let pages = wal_pages.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                while pokes.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::debug!(step = "checkpoint", error = %e, "background WAL checkpoint skipped");
+                // The pragma answers (busy, pages in the WAL, pages copied).
+                let checkpoint = |mode: &str| -> rusqlite::Result<(i64, i64)> {
+                    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(0)?, r.get(1)?)))
+                };
+                while let Ok(request) = incoming.recv() {
+                    match request {
+                        CheckpointRequest::Passive => match checkpoint("PASSIVE") {
+                            Ok((_, n)) => pages.store(n, Relaxed),
+                            Err(e) => {
+                                tracing::debug!(step = "checkpoint", error = %e, "background WAL checkpoint skipped")
+                            }
+                        },
+                        CheckpointRequest::Restart(done) => {
+                            match checkpoint("RESTART") {
+                                Ok((0, _)) => pages.store(0, Relaxed),
+                                Ok(_) => tracing::debug!(
+                                    step = "checkpoint",
+                                    "WAL restart postponed: a reader still uses it"
+                                ),
+                                Err(e) => tracing::debug!(step = "checkpoint", error = %e, "WAL restart postponed"),
+                            }
+                            let _ = done.send(());
+                        }
                     }
                 }
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Checkpointer { poke: Some(poke), thread: Some(thread) })
+        Ok(Checkpointer { requests: Some(requests), wal_pages, thread: Some(thread) })
     }
 
-    /// Asks for a checkpoint; one already asked for and not yet started covers this one.
-    fn poke(&self) {
-        if let Some(p) = &self.poke {
-            let _ = p.try_send(());
+    /// After a commit (no transaction open): a passive checkpoint in the background (one
+    /// already asked for and not yet started covers this one), or, past the size limit, a
+    /// restart this call waits for.
+    fn after_commit(&self) {
+        let Some(requests) = &self.requests else { return };
+        if self.wal_pages.load(std::sync::atomic::Ordering::Relaxed) > RESTART_AFTER_PAGES {
+            let (done, wait) = std::sync::mpsc::sync_channel(1);
+            if requests.send(CheckpointRequest::Restart(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        } else {
+            let _ = requests.try_send(CheckpointRequest::Passive);
         }
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        drop(self.poke.take());
+        drop(self.requests.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -185,7 +231,7 @@ impl SqliteSink {
     }
 
     /// Starts the background checkpointer on the first batch written (not before: a
-    /// takeover copies the file first), then pokes it after each commit. Should it fail to
+    /// takeover copies the file first), then hands it each commit. Should it fail to
     /// start, the writer keeps checkpointing by itself.
     fn checkpoint_in_background(&mut self) {
         if self.checkpointer.is_none() {
@@ -199,13 +245,7 @@ impl SqliteSink {
             }
         }
         if let Some(c) = &self.checkpointer {
-            c.poke();
-            let wal = PathBuf::from(format!("{}-wal", self.path.display()));
-            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_HARD_LIMIT)
-                && let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            {
-                tracing::debug!(step = "checkpoint", error = %e, "WAL truncation postponed");
-            }
+            c.after_commit();
         }
     }
 
