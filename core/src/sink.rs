@@ -73,11 +73,6 @@ impl SinkRecord {
         serde_json::from_str(&self.json).unwrap_or_default()
     }
 
-    /// The key as shown in messages (`a/b`), `?` when the record has none.
-    pub fn key_text(&self) -> String {
-        self.key.as_deref().map(typed::key_text).unwrap_or_else(|_| "?".into())
-    }
-
     /// Why the sink must refuse the record, if it must: no key, or a value that does not
     /// fit its column.
     pub fn refusal(&self) -> Option<RecordFailure> {
