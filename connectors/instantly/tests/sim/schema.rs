@@ -1,5 +1,6 @@
 //! (e) Every response the connector can get validates against the response
-//! schema in Instantly's OpenAPI document (`shared/instantly/openapi-v2.json`),
+//! schema in Instantly's OpenAPI document (`shared/instantly/openapi-v2.json`, copied
+//! unchanged next to this file so that a clone of the repository alone runs the test),
 //! with `$ref`s resolved into its components and formats checked.
 //!
 //! Where the simulator deliberately reproduces a documented deviation of the
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Env, Resp, small, start};
 
-const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/instantly/openapi-v2.json");
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/openapi-v2.json");
 
 fn spec() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
