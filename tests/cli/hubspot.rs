@@ -18,8 +18,12 @@ struct Hs {
 
 impl Hs {
     fn start(cfg: SimConfig) -> Self {
+        Hs::start_at(cfg, chrono::Utc::now() - chrono::Duration::hours(2))
+    }
+
+    /// Same seed and `now`, same data.
+    fn start_at(cfg: SimConfig, now: chrono::DateTime<chrono::Utc>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let now = chrono::Utc::now() - chrono::Duration::hours(2);
         let sim = Simulator::new(SimConfig { api_token: TOKEN.into(), now: Some(now), ..cfg });
         let handle = rt.block_on(sim.serve(0)).unwrap();
         let base = handle.base_url();
@@ -52,6 +56,52 @@ fn sync(s: &Scratch, args: &[&str]) -> serde_json::Value {
 fn ids(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
     let mut st = db.prepare(sql).unwrap();
     st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn rows(db: &rusqlite::Connection, table: &str) -> Vec<(String, String)> {
+    let mut st = db.prepare(&format!("SELECT id, raw_json FROM {table} ORDER BY id")).unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_property_list_too_long_for_one_url_is_fetched_in_pieces_and_merged_by_id() {
+    let now = chrono::Utc::now() - chrono::Duration::hours(2);
+    let cfg = SimConfig { contacts: 230, companies: 30, deals: 30, ..SimConfig::default() };
+    // The same data twice: one simulator refuses URIs over 140 characters (every full
+    // property list is longer), the other has no limit.
+    let strict = Hs::start_at(SimConfig { max_uri_len: Some(140), ..cfg.clone() }, now);
+    let open = Hs::start_at(cfg, now);
+
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&strict.base));
+    let o = s.cmd(&["sync", "p.toml"]).env("HS_TOKEN", TOKEN).output().unwrap();
+    expect_code(&o, 3);
+    let (out, err) = text(&o);
+    let all = format!("{out}{err}");
+    assert!(all.contains("414") && all.contains("properties_chunk_chars"), "{all}");
+
+    let chunked =
+        pipeline(&strict.base).replace("lookback_minutes = 1\n", "lookback_minutes = 1\nproperties_chunk_chars = 40\n");
+    s.write("p.toml", &chunked.replace("data/h.db", "data/chunked.db"));
+    sync(&s, &[]);
+    let list_requests = strict
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path == "/crm/v3/objects/contacts" && r.query.as_deref().is_some_and(|q| q.contains("properties="))
+        })
+        .count();
+    assert!(list_requests >= 3 * 3, "3 pages of contacts, each in at least 3 pieces: {list_requests} requests");
+
+    s.write("p.toml", &pipeline(&open.base).replace("data/h.db", "data/whole.db"));
+    sync(&s, &[]);
+    let (chunked, whole) = (s.db("data/chunked.db"), s.db("data/whole.db"));
+    for table in ["hubspot_contacts", "hubspot_companies", "hubspot_deals"] {
+        let got = rows(&chunked, table);
+        assert!(!got.is_empty(), "{table}");
+        assert_eq!(got, rows(&whole, table), "{table}: merged pieces differ from whole records");
+    }
 }
 
 #[test]

@@ -44,6 +44,11 @@ pub struct HubspotConfig {
     /// Re-read behind the saved cursor, in minutes (search results appear with a delay).
     #[serde(default = "default_lookback")]
     pub lookback_minutes: u32,
+    /// Longest `properties` value of one list request, in characters. HubSpot answers 414
+    /// past its URL limit, so a longer list is fetched in several requests per page whose
+    /// properties are merged by id (15,000, as Airbyte's connector does; API.md §2).
+    #[serde(default = "default_properties_chunk_chars")]
+    pub properties_chunk_chars: usize,
 }
 
 fn default_base_url() -> String {
@@ -60,6 +65,9 @@ fn default_tier() -> String {
 }
 fn default_lookback() -> u32 {
     5
+}
+fn default_properties_chunk_chars() -> usize {
+    15_000
 }
 
 impl HubspotConfig {
@@ -97,6 +105,12 @@ impl HubspotConfig {
             budgets.insert(name, b);
         }
         self.rate_limits = budgets;
+        if self.properties_chunk_chars == 0 {
+            return Err(ConfigError::Other(
+                "hubspot: properties_chunk_chars = 0: use a positive length (the default, 15000, fits HubSpot's URL limit)"
+                    .into(),
+            ));
+        }
         self.base_url = self.base_url.trim_end_matches('/').to_owned();
         Ok(self)
     }

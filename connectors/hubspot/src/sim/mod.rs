@@ -90,6 +90,9 @@ pub struct SimConfig {
     pub distinct_modified_times: usize,
     /// Most recent requests kept in the request log.
     pub max_logged_requests: usize,
+    /// Longest request URI (path and query) served; a longer one gets 414, as HubSpot
+    /// answers a too long `properties` list (API.md §2). `None`: no limit.
+    pub max_uri_len: Option<usize>,
 }
 
 impl Default for SimConfig {
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             now: None,
             distinct_modified_times: 0,
             max_logged_requests: 100_000,
+            max_uri_len: None,
         }
     }
 }

@@ -226,6 +226,10 @@ impl Inner {
 
     async fn process(&self, method: &Method, uri: &Uri, body: &[u8], auth_ok: bool, corr: &str) -> Out {
         let path = uri.path();
+        let uri_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if self.cfg.max_uri_len.is_some_and(|max| uri_len > max) {
+            return error(414, corr, "URI_TOO_LONG", &format!("URI Too Long ({uri_len} characters)"));
+        }
         let route = match route(method, path) {
             None => return error(404, corr, "OBJECT_NOT_FOUND", &format!("No route for {method} {path}")),
             Some(Err(seg)) => return invalid(corr, &format!("Unable to infer object type from: {seg}")),

@@ -1,6 +1,8 @@
 //! Contacts, companies and deals.
 //!
 //! - First run and `--all`: the list endpoint (`limit=100`, `after`), live then archived.
+//!   A property list longer than `properties_chunk_chars` is asked for in pieces, each
+//!   page once per piece, merged by id (HubSpot answers 414 past its URL limit).
 //! - Incremental: the search endpoint on the last-modified property, `GTE` the saved
 //!   cursor minus a lookback and `LT` the run's start, sorted ascending, `limit=200`.
 //!   A search stops at 10,000 results, so before a window reaches that, the next search
@@ -52,6 +54,59 @@ fn to_records(items: Vec<Value>) -> Vec<Record> {
         .collect()
 }
 
+/// Splits a property list into comma-joined values of at most `max` characters (a single
+/// longer name stands alone).
+pub fn property_chunks(properties: &[String], max: usize) -> Vec<String> {
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for p in properties {
+        if !current.is_empty() && current.len() + 1 + p.len() > max {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(p);
+    }
+    if !current.is_empty() || chunks.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Adds the `properties` of `more` to the records of `base` with the same id. Records of
+/// `more` that `base` lacks (created between the two requests) are left out; they come
+/// whole in a later run.
+fn merge_properties(base: &mut [Record], more: Vec<Record>) {
+    let mut by_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, r) in base.iter().enumerate() {
+        if let Some(id) = r.get("id").and_then(Value::as_str) {
+            by_id.insert(id.to_owned(), i);
+        }
+    }
+    for mut m in more {
+        let Some(&i) = m.get("id").and_then(Value::as_str).and_then(|id| by_id.get(id)) else { continue };
+        let Some(Value::Object(extra)) = m.remove("properties") else { continue };
+        match base[i].get_mut("properties") {
+            Some(Value::Object(props)) => props.extend(extra),
+            _ => {
+                base[i].insert("properties".into(), Value::Object(extra));
+            }
+        }
+    }
+}
+
+/// A 414 names the setting that avoids it.
+fn uri_too_long(e: SourceError) -> SourceError {
+    if e.status() == Some(414) {
+        SourceError::Other(format!(
+            "{e}; the property list is too long for one URL: lower `properties_chunk_chars` in [source] (default 15000) or name fewer `properties`"
+        ))
+    } else {
+        e
+    }
+}
+
 fn cursor(t: DateTime<Utc>) -> Value {
     json!({"since": t.to_rfc3339_opts(SecondsFormat::Millis, true)})
 }
@@ -78,15 +133,24 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
         let mut latest = saved;
         match saved {
             None => {
-                // Everything, by the list endpoint.
+                // Everything, by the list endpoint. A property list too long for one URL
+                // is asked for in pieces, page by page, and merged by id.
+                let chunks = property_chunks(&properties, shared.config.properties_chunk_chars);
                 let mut after: Option<String> = None;
                 loop {
-                    let mut req = Request::get(base.clone()).query("limit", "100").query("properties", properties.join(","));
-                    if let Some(a) = &after {
-                        req = req.query("after", a.clone());
+                    let page_request = |chunk: &str| {
+                        let mut req = Request::get(base.clone()).query("limit", "100").query("properties", chunk.to_owned());
+                        if let Some(a) = &after {
+                            req = req.query("after", a.clone());
+                        }
+                        req
+                    };
+                    let (results, next) = shared.client.page(page_request(&chunks[0]), &budget).await.map_err(uri_too_long)?;
+                    let mut records = to_records(results);
+                    for chunk in &chunks[1..] {
+                        let (more, _) = shared.client.page(page_request(chunk), &budget).await.map_err(uri_too_long)?;
+                        merge_properties(&mut records, to_records(more));
                     }
-                    let (results, next) = shared.client.page(req, &budget).await?;
-                    let records = to_records(results);
                     for r in &records {
                         latest = latest.max(modified(r, prop));
                     }
@@ -175,4 +239,21 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
         }
     }
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::property_chunks;
+
+    #[test]
+    fn property_chunks_stay_within_the_limit_and_keep_every_name_once() {
+        let props: Vec<String> =
+            ["a", "bb", "ccc", "dddd", "a_name_longer_than_the_limit", "e"].map(String::from).into();
+        let chunks = property_chunks(&props, 8);
+        assert_eq!(chunks, ["a,bb,ccc", "dddd", "a_name_longer_than_the_limit", "e"]);
+        assert!(chunks.iter().filter(|c| c.contains(',')).all(|c| c.len() <= 8));
+        assert_eq!(chunks.join(",").split(',').collect::<Vec<_>>(), props);
+        assert_eq!(property_chunks(&props, 15_000), [props.join(",")]);
+        assert_eq!(property_chunks(&[], 10), [""]);
+    }
 }
