@@ -249,6 +249,18 @@ impl SqliteSink {
         }
     }
 
+    /// Before a takeover the framework tables do not exist: reading runs, logs or state
+    /// says what to do instead of "no such table".
+    fn taken_over(&self) -> Result<(), SinkError> {
+        if !self.deferred_init {
+            return Ok(());
+        }
+        Err(SinkError::Open(format!(
+            "{} holds tables another tool wrote, and ferry has not taken it over yet, so it has no runs, logs or state to show: run `ferry migrate` with this pipeline file (add --dry-run to see the plan first; the file is backed up byte for byte before anything changes), or `ferry sync`, which does the same",
+            self.path.display()
+        )))
+    }
+
     fn migrate(&mut self) -> Result<(), SinkError> {
         let tx = self
             .conn
@@ -880,6 +892,7 @@ impl Sink for SqliteSink {
     }
 
     async fn load_state(&mut self, pipeline: &str) -> Result<Vec<StateEntry>, SinkError> {
+        self.taken_over()?;
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -952,6 +965,7 @@ impl Sink for SqliteSink {
         batch_id: &str,
         entries: Vec<(String, String, Option<Value>)>,
     ) -> Result<u64, SinkError> {
+        self.taken_over()?;
         blocking(|| {
             let tx = self.conn.transaction().map_err(|e| SinkError::db("changing sync_state", e))?;
             let now = now_text();
@@ -978,6 +992,7 @@ impl Sink for SqliteSink {
     }
 
     async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
+        self.taken_over()?;
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -993,6 +1008,7 @@ impl Sink for SqliteSink {
     }
 
     async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
+        self.taken_over()?;
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -1019,6 +1035,7 @@ impl Sink for SqliteSink {
     }
 
     async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
+        self.taken_over()?;
         blocking(|| {
             self.conn
                 .execute("DELETE FROM sync_logs WHERE created_at < ?1", [ts_text(before)])

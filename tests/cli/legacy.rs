@@ -204,6 +204,15 @@ fn migration_keeps_every_row_backs_up_byte_for_byte_and_is_idempotent() {
         TABLES_OLD.iter().map(|t| old_rows(&c, t)).collect()
     };
 
+    // Before the takeover, `status` and `state show` say how to take it over, and touch nothing.
+    for args in [&["status", "p.toml"][..], &["state", "show", "p.toml"]] {
+        let o = s.cmd(args).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+        let (out, err) = text(&o);
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {out}");
+        assert!(err.contains("not taken it over yet") && err.contains("ferry migrate"), "{args:?}: {err}");
+        assert_eq!(std::fs::read(&db).unwrap(), original, "{args:?} touched the file");
+    }
+
     // The dry run shows the plan and leaves the file byte-identical.
     let o = s.cmd(&["migrate", "p.toml", "--dry-run"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
     expect_code(&o, 0);
