@@ -45,6 +45,58 @@ pub(crate) fn table_info(conn: &Connection, table: &str) -> Result<Vec<ColumnInf
     .map_err(|e| SinkError::db(format!("inspecting {table}"), e))
 }
 
+/// A foreign key of an existing table.
+struct ForeignKey {
+    from: Vec<String>,
+    parent: String,
+    /// Empty: the parent's primary key.
+    to: Vec<String>,
+    on_update: String,
+    on_delete: String,
+}
+
+impl ForeignKey {
+    fn clause(&self) -> String {
+        let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let to = if self.to.is_empty() { String::new() } else { format!(" ({})", list(&self.to)) };
+        format!(
+            "FOREIGN KEY ({}) REFERENCES {}{to} ON UPDATE {} ON DELETE {}",
+            list(&self.from),
+            quote(&self.parent),
+            self.on_update,
+            self.on_delete
+        )
+    }
+}
+
+/// The foreign keys of a table, composite ones as one.
+fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>, SinkError> {
+    let err = |e| SinkError::db(format!("inspecting foreign keys of {table}"), e);
+    let mut st = conn.prepare(&format!("PRAGMA foreign_key_list({})", quote(table))).map_err(err)?;
+    // (id, seq, parent, from, to, on_update, on_delete)
+    type Row = (i64, i64, String, String, Option<String>, String, String);
+    let mut rows: Vec<Row> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(err)?;
+    rows.sort_by_key(|r| (r.0, r.1));
+    let mut keys: std::collections::BTreeMap<i64, ForeignKey> = std::collections::BTreeMap::new();
+    for (id, _, parent, from, to, on_update, on_delete) in rows {
+        let fk = keys.entry(id).or_insert_with(|| ForeignKey {
+            from: Vec::new(),
+            parent,
+            to: Vec::new(),
+            on_update,
+            on_delete,
+        });
+        fk.from.push(from);
+        if let Some(to) = to {
+            fk.to.push(to);
+        }
+    }
+    Ok(keys.into_values().collect())
+}
+
 /// Whether a unique index (or constraint) covers exactly these columns.
 fn has_unique(conn: &Connection, table: &str, cols: &[&str]) -> Result<bool, SinkError> {
     let err = |e| SinkError::db(format!("inspecting indexes of {table}"), e);
@@ -287,6 +339,11 @@ fn rebuild(
     }
     let keys: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
     defs.push(format!("UNIQUE ({})", keys.join(", ")));
+    // The old table's foreign keys come back, with their actions, wherever their columns
+    // are still in the table (tools reading the file with foreign keys on rely on them).
+    let in_new = |n: &str| is_key(n) || has(n);
+    let kept = foreign_keys(conn, s.table)?.into_iter().filter(|fk| fk.from.iter().all(|c| in_new(c)));
+    defs.extend(kept.map(|fk| fk.clause()));
 
     let n = key_exprs.len();
     let mut select_keys: Vec<String> = (0..n).map(|i| format!("__k{i}")).collect();

@@ -203,6 +203,25 @@ fn migration_keeps_every_row_backs_up_byte_for_byte_and_is_idempotent() {
         let c = Connection::open(&db).unwrap();
         TABLES_OLD.iter().map(|t| old_rows(&c, t)).collect()
     };
+    let foreign_keys = |c: &Connection| -> Vec<(String, String, String, String, String, String)> {
+        let mut out = Vec::new();
+        for t in TABLES_OLD {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list('{t}')"
+                ))
+                .unwrap();
+            out.extend(
+                st.query_map([], |r| Ok((t.to_string(), r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                    .unwrap()
+                    .map(Result::unwrap),
+            );
+        }
+        out.sort();
+        out
+    };
+    let fks_before = foreign_keys(&Connection::open(&db).unwrap());
+    assert_eq!(fks_before.len(), 2, "the old schema's foreign keys (leads and steps to campaigns): {fks_before:?}");
 
     // Before the takeover, `status` and `state show` say how to take it over, and touch nothing.
     for args in [&["status", "p.toml"][..], &["state", "show", "p.toml"]] {
@@ -263,8 +282,10 @@ fn migration_keeps_every_row_backs_up_byte_for_byte_and_is_idempotent() {
     };
     assert_eq!(dates.len(), 3);
     assert!(dates.contains(&"2025-10-30".to_owned()) && dates.contains(&"2025-10-31".to_owned()), "{dates:?}");
-    // The triggers survive the rebuild.
+    // The triggers and the foreign keys (with their ON DELETE actions) survive the rebuild.
     assert_eq!(count(&c, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 7);
+    assert_eq!(foreign_keys(&c), fks_before);
+    assert_eq!(count(&c, "SELECT count(*) FROM pragma_foreign_key_check"), 0, "the migrated rows satisfy them");
     drop(c);
 
     // A second run changes nothing.
