@@ -16,6 +16,8 @@ pub mod logging;
 pub mod record;
 pub mod registry;
 pub mod secret;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod transform;

@@ -86,13 +86,16 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// WAL pages after which the writer checkpoints by itself: SQLite's usual threshold, in
 /// force until the background checkpointer runs.
 const WRITER_AUTOCHECKPOINT: u32 = 4_000;
-/// With the background checkpointer running, the writer only steps in past this size.
-const WRITER_AUTOCHECKPOINT_BEHIND: u32 = 16_000;
+
 /// WAL pages (64 MiB at 4 KiB) past which the WAL is restarted. Passive checkpoints copy
 /// frames, but a WAL starts again from its beginning only when every frame was copied as
 /// a writer begins a transaction, which a busy writer never allows: a sync of 1,000,000
 /// leads grew it to 692 MB.
 const RESTART_AFTER_PAGES: i64 = 16_384;
+/// With the background checkpointer running, the writer checkpoints by itself only past
+/// four times the restart size: a safety net should that thread keep failing, never in
+/// the way of the restarts.
+const WRITER_AUTOCHECKPOINT_BEHIND: u32 = 4 * RESTART_AFTER_PAGES as u32;
 /// How long a restart waits for readers still using old frames before it gives up until
 /// the next commit.
 const RESTART_WAIT: Duration = Duration::from_millis(200);
@@ -661,20 +664,16 @@ fn upsert_batch(
     // (key values, typed columns, canonical text, key string) of the records to store.
     let mut rows = Vec::with_capacity(records.len());
     for record in records {
-        match (record.key, record.columns) {
-            (Ok(key), Ok(columns)) => {
-                let text = key_string(key.iter().map(typed_text));
-                rows.push((key, columns, record.json, text));
-            }
-            (Err(reason), _) => {
-                outcome.stats.failed += 1;
-                outcome.failures.push(RecordFailure { key: "?".into(), reason });
-            }
-            (Ok(key), Err(reason)) => {
-                outcome.stats.failed += 1;
-                outcome.failures.push(RecordFailure { key: typed::key_text(&key), reason });
-            }
+        if let Some(failure) = record.refusal() {
+            outcome.stats.failed += 1;
+            outcome.failures.push(failure);
+            continue;
         }
+        let SinkRecord { json, key: Ok(key), columns: Ok(columns) } = record else {
+            unreachable!("a record with no key or unfit columns is refused above")
+        };
+        let text = key_string(key.iter().map(typed_text));
+        rows.push((key, columns, json, text));
     }
     let mut first: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
     for (_, _, json, key) in &rows {

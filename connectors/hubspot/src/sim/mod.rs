@@ -48,9 +48,7 @@ mod server;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
@@ -470,37 +468,4 @@ impl Simulator {
     }
 }
 
-/// A running simulator server; dropping it stops the server without waiting.
-#[derive(Debug)]
-pub struct SimHandle {
-    /// The bound address (always on 127.0.0.1).
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl SimHandle {
-    /// `http://127.0.0.1:PORT`, the API base (paths start with `/crm/v3`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops accepting connections and waits until open ones are finished
-    /// (at most five seconds).
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+pub use ferry_core::sim::SimHandle;

@@ -5,7 +5,6 @@
 //! fault.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,18 +23,7 @@ const BODY_LIMIT: usize = 1 << 20;
 const SEARCH_CAP: usize = 10_000;
 
 pub(crate) async fn serve(inner: Arc<Inner>, port: u16) -> std::io::Result<SimHandle> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
-    let addr = listener.local_addr()?;
-    let app = Router::new().fallback(handle).with_state(inner);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Ok(SimHandle { addr, stop: Some(stop), task: Some(task) })
+    SimHandle::serve(Router::new().fallback(handle).with_state(inner), port, "").await
 }
 
 /// A sliding-window budget; requests answered with 429 do not consume it.

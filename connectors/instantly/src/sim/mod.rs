@@ -56,7 +56,6 @@ mod util;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -451,47 +450,7 @@ impl Inner {
     }
 }
 
-/// A running simulator server.
-///
-/// Dropping the handle stops the server the same way [`SimHandle::shutdown`]
-/// does, without waiting for it.
-#[derive(Debug)]
-pub struct SimHandle {
-    /// The bound address (always on 127.0.0.1).
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl SimHandle {
-    /// `http://127.0.0.1:PORT/api/v2`, the base the connector is configured with.
-    pub fn base_url(&self) -> String {
-        format!("{}/api/v2", self.root_url())
-    }
-
-    /// `http://127.0.0.1:PORT`, where the `/__sim/...` control paths live.
-    pub fn root_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops accepting connections and waits until open ones are finished.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+pub use ferry_core::sim::SimHandle;
 
 /// Serves a simulator for `cfg` on `127.0.0.1:port` until Ctrl-C, after
 /// printing the base URL and the API key (for `ferry sim instantly`).

@@ -8,7 +8,6 @@
 //! parsing and validation (400/415), the handler, then post-response faults
 //! (cursor loop, repeated page, truncated or malformed body).
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,18 +28,7 @@ use super::{Inner, MutateSpec, RequestRecord, SimHandle, lock};
 const BODY_LIMIT: usize = 1 << 20;
 
 pub(crate) async fn serve(inner: Arc<Inner>, port: u16) -> std::io::Result<SimHandle> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
-    let addr = listener.local_addr()?;
-    let app = Router::new().fallback(handle).with_state(inner);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Ok(SimHandle { addr, stop: Some(stop), task: Some(task) })
+    SimHandle::serve(Router::new().fallback(handle).with_state(inner), port, "/api/v2").await
 }
 
 /// A finished reply before it becomes an HTTP response.
