@@ -1,7 +1,6 @@
 //! `ferry demo`: the Instantly simulator, the real pipeline, and the monitoring queries.
 
 use anyhow::anyhow;
-use chrono::{Timelike, Utc};
 use ferry_core::config::PipelineConfig;
 use ferry_core::engine::{self, Pipeline, RunOptions};
 use ferry_instantly::sim::{SimConfig, Simulator};
@@ -31,11 +30,10 @@ pub const MONITORING: &[(&str, &str)] = &[
 ];
 
 pub async fn demo(args: DemoArgs) -> Result<u8> {
-    // The simulator's clock starts at today's midnight (UTC), so runs on the same day
-    // see the same data and a second run shows the incremental path.
-    let now = Utc::now();
-    let midnight = now.with_hour(0).and_then(|t| t.with_minute(0)).and_then(|t| t.with_second(0)).unwrap_or(now);
-    let sim = Simulator::new(SimConfig { seed: args.seed, now: Some(midnight), ..SimConfig::default() });
+    // The simulator's clock starts at today's midnight (UTC) and its ids depend on the
+    // seed alone, so runs on the same day see the same data and a second run shows the
+    // incremental path.
+    let sim = Simulator::new(SimConfig { seed: args.seed, ..SimConfig::default() });
     let server = sim.serve(0).await.map_err(|e| CliError::failed(anyhow!("cannot start the simulator: {e}")))?;
     let text = format!(
         r#"[pipeline]

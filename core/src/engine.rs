@@ -468,7 +468,19 @@ async fn drive(
             now,
             batch_size: pipeline.config.batch_size,
         };
-        tokio::spawn(read_stream(ctx));
+        // A stream task that panics (or is cancelled) never reports; its supervisor
+        // reports it failed with the panic's message, so the run cannot end `ok` for a
+        // stream that never finished.
+        let reader = tokio::spawn(read_stream(ctx));
+        let supervisor_tx = tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = reader.await {
+                let error = task_failure(e);
+                error!(step = "fetch", stream = stream.name, error = %error, "stream task ended abnormally");
+                let _ = supervisor_tx.send(Msg::StreamFailed { stream: stream.name, error }).await;
+                let _ = supervisor_tx.send(Msg::StreamDone { stream: stream.name, partitions: 0 }).await;
+            }
+        });
     }
     drop(tx);
 
@@ -593,8 +605,29 @@ async fn drive(
             }
         }
     }
+    // Every sender is gone: a stream still `running` ended without a word.
+    for (stream, report) in reports.iter_mut().filter(|(_, r)| r.status == "running") {
+        let message = "the stream's task ended without reporting".to_owned();
+        error!(step = step::STREAM_END, stream = %stream, error = %message, "stream failed");
+        report.status = "failed".into();
+        report.error.get_or_insert(message);
+    }
     let interrupted = cancel.is_cancelled() && !timed_out;
     Ok((reports, interrupted, timed_out))
+}
+
+/// What a task that did not finish normally left behind, for people.
+fn task_failure(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return "the task was cancelled".into();
+    }
+    let payload = e.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    format!("internal error (panic): {message}")
 }
 
 struct ReaderCtx {
@@ -644,7 +677,7 @@ async fn read_stream(ctx: ReaderCtx) {
     }
     while let Some(joined) = set.join_next().await {
         if let Err(e) = joined {
-            let error = format!("reader task ended abnormally: {e}");
+            let error = task_failure(e);
             error!(step = "fetch", stream = stream.name, error = %error, "stream reader crashed");
             let _ =
                 ctx.tx.send(Msg::PartitionDone { stream: stream.name, error: Some(error), interrupted: false }).await;

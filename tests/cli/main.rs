@@ -11,6 +11,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod faults;
+mod first_contact;
 mod hubspot;
 mod incremental;
 mod instantly;

@@ -59,6 +59,9 @@ pub struct SyntheticConfig {
     /// Records read before `fail_stream` fails.
     #[serde(default)]
     pub fail_after: u64,
+    /// Panic while listing partitions (tests that a crashed stream task fails the run).
+    #[serde(default)]
+    pub panic_in_partitions: bool,
     /// Fail the credential check (tests of `ferry check`).
     #[serde(default)]
     pub check_fails: bool,
@@ -339,6 +342,9 @@ impl Scan {
 #[ferry_core::async_trait]
 impl Source for Synthetic {
     async fn partitions(&self, _stream: &'static StreamDescriptor) -> Result<Vec<Partition>, SourceError> {
+        if self.config.panic_in_partitions {
+            panic!("synthetic panic point reached (panic_in_partitions)");
+        }
         Ok((0..self.config.partitions)
             .map(|r| Partition { key: REGIONS[r as usize].to_owned(), context: json!(r) })
             .collect())

@@ -209,6 +209,10 @@ pub(crate) struct Store {
     pub seed: u64,
     /// The simulator's clock.
     pub now_ms: i64,
+    /// Added to a creation time to give the time part of its record's id, so that ids
+    /// depend on the seed alone: the clock the data was generated at maps to
+    /// [`ID_EPOCH_MS`], and a restarted simulator with the same seed serves the same ids.
+    pub id_shift_ms: i64,
     pub org: u128,
     pub org_str: String,
     pub users: Vec<u128>,
@@ -237,19 +241,28 @@ const LEAD_STATUS_CONTACTED: &[i8] = &[1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3,
 /// values, which API.md §3.6/§4 says the field can hold.
 const INTEREST_VALUES: &[i16] = &[1, 1, 1, 1, 2, 2, 3, 4, 0, 0, -1, -1, -2, -3, -4, 7, -5];
 
+/// The time part of the ids of records created at the clock's start (2026-06-01T00:00Z).
+pub(crate) const ID_EPOCH_MS: i64 = 1_780_272_000_000;
+
 impl Store {
+    /// The id of a record created at `created_ms` (see [`Store::id_shift_ms`]).
+    pub(crate) fn record_id(&self, created_ms: i64, bits: u128) -> u128 {
+        record_id(created_ms + self.id_shift_ms, bits)
+    }
+
     /// Generates the workspace for `cfg`, deterministically for `cfg.seed` and
     /// the configured clock.
     pub(crate) fn generate(cfg: &SimConfig, now_ms: i64) -> Store {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let org = record_id(now_ms - 700 * DAY_MS, rng.random());
-        let users = (0..3).map(|_| record_id(now_ms - 600 * DAY_MS, rng.random())).collect();
-        let lists = (0..3).map(|_| record_id(now_ms - 300 * DAY_MS, rng.random())).collect();
+        let org = record_id(ID_EPOCH_MS - 700 * DAY_MS, rng.random());
+        let users = (0..3).map(|_| record_id(ID_EPOCH_MS - 600 * DAY_MS, rng.random())).collect();
+        let lists = (0..3).map(|_| record_id(ID_EPOCH_MS - 300 * DAY_MS, rng.random())).collect();
         let today = date_of(now_ms);
         let window_start = today - chrono::Days::new(u64::from(cfg.days.saturating_sub(1)));
         let mut store = Store {
             seed: cfg.seed,
             now_ms,
+            id_shift_ms: ID_EPOCH_MS - now_ms,
             org,
             org_str: uuid_str(org),
             users,
@@ -272,7 +285,10 @@ impl Store {
         if cfg.days > 0 {
             store.gen_daily(&mut rng, window_start, today);
         }
-        store.gen_emails(&mut rng, cfg.emails, cfg.days.max(1));
+        // Daily activity depends on the weekday of each date, so the emails draw from a
+        // stream of their own: their ids stay the same whichever day the clock starts on.
+        let mut email_rng = StdRng::seed_from_u64(cfg.seed ^ 0x00e3_a115_0000_0000);
+        store.gen_emails(&mut email_rng, cfg.emails, cfg.days.max(1));
         store
     }
 
@@ -406,7 +422,7 @@ impl Store {
         let accounts: Vec<String> = self.accounts.iter().map(|a| a.email.clone()).collect();
         for i in 0..n {
             let created = self.now_ms - rng.random_range(30 * DAY_MS..400 * DAY_MS);
-            let id = record_id(created, rng.random());
+            let id = self.record_id(created, rng.random());
             let status = CAMPAIGN_STATUSES[i % CAMPAIGN_STATUSES.len()];
             let mut name = CAMPAIGN_NAMES[i % CAMPAIGN_NAMES.len()].to_owned();
             if i >= CAMPAIGN_NAMES.len() {
@@ -548,7 +564,7 @@ impl Store {
     /// A new lead of campaign `c`, created in `[from, to)`.
     pub(crate) fn new_campaign_lead(&self, rng: &mut StdRng, c: u32, from: i64, to: i64, draft: bool) -> Lead {
         let created = rng.random_range(from..to.max(from + 1));
-        let id = record_id(created, rng.random());
+        let id = self.record_id(created, rng.random());
         let span = ((self.now_ms - created) / 1000).max(2) as u32;
         let mut lead = Lead {
             id,
@@ -599,7 +615,7 @@ impl Store {
     pub(crate) fn new_list_lead(&self, rng: &mut StdRng, from: i64, to: i64) -> Lead {
         let created = rng.random_range(from..to.max(from + 1));
         Lead {
-            id: record_id(created, rng.random()),
+            id: self.record_id(created, rng.random()),
             created_ms: created,
             updated_ms: created,
             contact_s: 0,
@@ -697,7 +713,7 @@ impl Store {
         )
         .next();
         Email {
-            id: super::util::uuid_v7(created, rng.random()),
+            id: super::util::uuid_v7(created + self.id_shift_ms, rng.random()),
             created_ms: created,
             header_lag_ms: rng.random_range(0..120_000),
             campaign,

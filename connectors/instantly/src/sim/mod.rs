@@ -107,7 +107,9 @@ pub struct SimConfig {
     /// Whether 429s from the budgets above carry `Retry-After` (the real API
     /// is not known to send it, API.md §6.2; default false).
     pub limit_retry_after: bool,
-    /// Start of the simulator clock (default: real now minus one day).
+    /// Start of the simulator clock (default: the start of the current UTC day, so a
+    /// simulator restarted on the same day with the same seed serves the same data;
+    /// ids depend on the seed alone).
     pub now: Option<DateTime<Utc>>,
     /// Page size when a request gives no `limit` (10, as observed; API.md §2.2).
     pub default_limit: usize,
@@ -269,6 +271,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Midnight (UTC) at the start of `t`'s day: the default simulator clock.
+pub fn start_of_day(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
 /// `/emails` → `/api/v2/emails`; full paths stay as they are.
 fn normalize_path(p: &str) -> String {
     let p = p.strip_suffix('/').unwrap_or(p);
@@ -298,7 +305,7 @@ impl Simulator {
     /// Generates the workspace described by `cfg` (a million leads take a
     /// few seconds and about 100 MB).
     pub fn new(cfg: SimConfig) -> Simulator {
-        let now = cfg.now.unwrap_or_else(|| Utc::now() - chrono::Duration::days(1));
+        let now = cfg.now.unwrap_or_else(|| start_of_day(Utc::now()));
         let store = Store::generate(&cfg, now.timestamp_millis());
         let limits = Limits {
             workspace: Budget::new(cfg.rate_limit_per_sec, cfg.rate_limit_per_min),

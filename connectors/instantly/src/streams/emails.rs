@@ -67,6 +67,7 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
     let overlap = Duration::minutes(i64::from(shared.config.emails_overlap_minutes));
     let start_date = ferry_core::window::parse_date(&shared.config.start_date).unwrap_or_default();
     let window = request.window;
+    let now = request.now;
     // A bounded run (--from/--to/--last) reads its window and leaves the cursor alone.
     let min = match (window.from, saved) {
         (Some(from), _) => from,
@@ -98,7 +99,14 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
             let records = super::records(page.items, &endpoint);
             for r in &records {
                 if let Some(t) = r.get("timestamp_created").and_then(Value::as_str).and_then(parse_timestamp) {
-                    latest = latest.max(Some(t));
+                    // A record from the future is kept, but the cursor stops at the run's
+                    // start: otherwise every later run would ask from there and skip
+                    // everything created in between.
+                    if t > now {
+                        let id = r.get("id").map(|v| v.to_string()).unwrap_or_default();
+                        tracing::warn!(step = "cursor", stream = "emails", id = %id, timestamp_created = %iso(t), run_start = %iso(now), "record created in the future: stored, but the cursor stops at the run's start");
+                    }
+                    latest = latest.max(Some(t.min(now)));
                 }
             }
             let mut batch = SourceBatch::records(records);
