@@ -8,8 +8,10 @@ use clap::{Args, Parser, Subcommand};
 Examples:
   ferry demo                                  no API key: simulator -> data/demo.db
   ferry sync instantly                        incremental sync, default pipeline
-  ferry sync pipelines/instantly.toml --streams leads,emails --dry-run
+  ferry sync examples/instantly.toml --streams leads,emails --dry-run
   ferry status instantly                      recent runs
+Sinks: sqlite (default), postgres, jsonl; see `ferry connectors`.
+Durations (--last, --older-than, timeout): a number and s, min, h, d, w or m (m = months).
 Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 partial, 75 locked, 130 interrupted")]
 pub struct Cli {
     #[command(subcommand)]
@@ -195,7 +197,7 @@ pub struct SyncArgs {
     /// Window end (exclusive) for date-grained streams
     #[arg(long, value_name = "DATE")]
     pub to: Option<String>,
-    /// Window of the last N hours/days/weeks/months: 12h, 7d, 2w, 1m
+    /// Window of the last PERIOD: a number and s, min, h, d, w or m (m = calendar months): 12h, 7d, 2w, 1m
     #[arg(long, value_name = "PERIOD")]
     pub last: Option<String>,
     /// Reset saved cursors to DATE, then sync forward from there
@@ -243,6 +245,9 @@ pub enum StateCommand {
         /// Only this stream
         #[arg(long)]
         stream: Option<String>,
+        /// Wait for a running sync of the pipeline instead of exiting 75
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -253,7 +258,7 @@ pub enum LogsCommand {
     Prune {
         #[command(flatten)]
         pipeline: PipelineArg,
-        /// Age limit: 30d, 12w, 48h
+        /// Age limit: a number and s, min, h, d, w or m (m = months of 30 days): 30d, 12w, 48h
         #[arg(long, value_name = "PERIOD")]
         older_than: Option<String>,
     },

@@ -8,7 +8,7 @@ use ferry_core::config::PipelineConfig;
 use ferry_core::engine::{self, Pipeline, RunOptions};
 use ferry_core::logging::{self, ConsoleOptions};
 use ferry_core::registry::Registry;
-use ferry_core::sink::Sink;
+use ferry_core::sink::{Access, Sink};
 use ferry_core::window::{TimeFlags, parse_duration};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -62,7 +62,9 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Migrate { pipeline, dry_run } => migrate(&pipeline.pipeline, dry_run).await,
         Command::Status(args) => status(args).await,
         Command::State(StateCommand::Show(p)) => state_show(&p.pipeline).await,
-        Command::State(StateCommand::Reset { pipeline, stream }) => state_reset(&pipeline.pipeline, stream).await,
+        Command::State(StateCommand::Reset { pipeline, stream, wait }) => {
+            state_reset(&pipeline.pipeline, stream, wait).await
+        }
         Command::Logs(LogsCommand::Prune { pipeline, older_than }) => logs_prune(&pipeline.pipeline, older_than).await,
         Command::Demo(args) => crate::demo::demo(args).await,
         Command::Sim(SimCommand::Instantly(args)) => sim_instantly(args).await,
@@ -106,10 +108,10 @@ fn connectors() -> Result<u8> {
     Ok(0)
 }
 
-pub fn open_sink(config: &PipelineConfig) -> Result<Box<dyn Sink>> {
+pub fn open_sink(config: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>> {
     let registry = Registry::global()?;
     let d = registry.sink(&config.sink_type)?;
-    Ok((d.open)(&config.sink, config)?)
+    Ok((d.open)(&config.sink, config, access)?)
 }
 
 pub fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
@@ -129,7 +131,7 @@ async fn init(spec: &str) -> Result<u8> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams = engine::select_streams(registry, &config, None)?;
-    let mut sink = open_sink(&config)?;
+    let mut sink = open_sink(&config, Access::ReadWrite)?;
     sink.init().await?;
     sink.prepare(&streams).await?;
     println!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
@@ -140,7 +142,9 @@ async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams = engine::select_streams(registry, &config, None)?;
-    let mut sink = open_sink(&config)?;
+    // Opening never writes (a file another tool wrote keeps its journal mode until its
+    // takeover commits); a dry run reads through a read-only connection.
+    let mut sink = open_sink(&config, if dry_run { Access::ReadOnly } else { Access::ReadWrite })?;
     let plan = sink.describe_plan(&streams).await?;
     if plan.is_empty() {
         println!("{}: nothing to migrate", config.name);
@@ -209,7 +213,8 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     // Bars only on a terminal; redirected output gets plain lines and no control codes.
     let bars_wanted = !args.quiet && !args.json && std::io::stderr().is_terminal();
     let _guard = console_logging(Some(&config), args.quiet || args.json || bars_wanted)?;
-    let mut pipeline = Pipeline::build(config, args.streams.as_deref())?;
+    let access = if args.dry_run { Access::DryRun } else { Access::ReadWrite };
+    let mut pipeline = Pipeline::build_with(config, args.streams.as_deref(), access)?;
     let bars = bars_wanted.then(|| crate::progress::Bars::new(pipeline.source.metrics()));
 
     let mut state_overrides = Vec::new();
@@ -276,7 +281,7 @@ async fn check(spec: &str) -> Result<u8> {
 
 async fn status(args: StatusArgs) -> Result<u8> {
     let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
-    let mut sink = open_sink(&config)?;
+    let mut sink = open_sink(&config, Access::ReadOnly)?;
     sink.init().await?;
     if args.errors {
         let rows = sink.recent_errors(args.batch.as_deref(), args.limit).await?;
@@ -320,7 +325,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
 
 async fn state_show(spec: &str) -> Result<u8> {
     let config = PipelineConfig::resolve(spec)?;
-    let mut sink = open_sink(&config)?;
+    let mut sink = open_sink(&config, Access::ReadOnly)?;
     sink.init().await?;
     let entries = sink.load_state(&config.name).await?;
     if entries.is_empty() {
@@ -343,17 +348,58 @@ async fn state_show(spec: &str) -> Result<u8> {
     Ok(0)
 }
 
-async fn state_reset(spec: &str, stream: Option<String>) -> Result<u8> {
+async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u8> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams: Vec<String> = match &stream {
         Some(s) => vec![registry.stream(&config.connector, s)?.name.to_owned()],
         None => registry.streams_of(&config.connector).iter().map(|s| s.name.to_owned()).collect(),
     };
-    let mut sink = open_sink(&config)?;
+    let mut sink = open_sink(&config, Access::ReadWrite)?;
     sink.init().await?;
-    let entries = streams.into_iter().map(|s| (s, "*".to_owned(), None)).collect();
-    let n = sink.set_state(&config.name, "state-reset", entries).await?;
+    // The reset holds the run lock like a sync, so it never lands half-way through one.
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    let run = ferry_core::sink::RunStart {
+        batch_id: batch_id.clone(),
+        pipeline: config.name.clone(),
+        mode: "state-reset".into(),
+        arguments: json!({"stream": stream}),
+        started_at: Utc::now(),
+        stale_after: std::time::Duration::from_secs(120),
+    };
+    loop {
+        match sink.begin_run(&run).await {
+            Err(ferry_core::error::SinkError::Locked { batch_id: holder, .. }) if wait => {
+                eprintln!("waiting for the running sync ({holder}) to finish");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
+    let before = sink.load_state(&config.name).await;
+    let result = async {
+        let before = before?;
+        let cleared: Vec<_> = before.iter().filter(|e| streams.contains(&e.stream)).collect();
+        for e in &cleared {
+            let partition = if e.partition.is_empty() { String::new() } else { format!(" [{}]", e.partition) };
+            println!("clearing {}{partition}: {}", e.stream, e.cursor);
+        }
+        let entries = streams.iter().map(|s| (s.clone(), "*".to_owned(), None)).collect();
+        sink.set_state(&config.name, &batch_id, entries).await
+    }
+    .await;
+    let status = if result.is_ok() { "ok" } else { "failed" };
+    let end = ferry_core::sink::RunEnd {
+        batch_id: batch_id.clone(),
+        status: status.into(),
+        finished_at: Utc::now(),
+        stats: json!({"state_reset": stream.as_deref().unwrap_or("*")}),
+    };
+    sink.end_run(&end, Vec::new()).await?;
+    let n = result?;
     println!("cleared {n} saved cursor(s) of {}", config.name);
     Ok(0)
 }
@@ -366,17 +412,22 @@ async fn prune(
     older_than: Option<std::time::Duration>,
 ) -> Result<(u64, usize)> {
     let now = Utc::now();
-    let days = |d: u32| chrono::Duration::days(i64::from(d));
     let (files_before, rows_before) = match older_than {
         Some(d) => {
-            let d = chrono::Duration::from_std(d).unwrap_or_default();
-            (now - d, now - d)
+            let cutoff = chrono::Duration::from_std(d).ok().and_then(|d| now.checked_sub_signed(d));
+            (cutoff, cutoff)
         }
-        None => (now - days(config.logging.retention_days), now - days(config.logging.sync_logs_retention_days)),
+        None => (config.logging.retention_days.cutoff(now), config.logging.sync_logs_retention_days.cutoff(now)),
     };
-    let rows = sink.prune_logs(rows_before).await?;
-    let files = logging::prune_files(&config.logging.dir, files_before.date_naive())
-        .map_err(|e| CliError::failed(anyhow!("pruning {}: {e}", config.logging.dir.display())))?;
+    let rows = match rows_before {
+        Some(before) => sink.prune_logs(before).await?,
+        None => 0,
+    };
+    let files = match files_before {
+        Some(before) => logging::prune_files(&config.logging.dir, before.date_naive())
+            .map_err(|e| CliError::failed(anyhow!("pruning {}: {e}", config.logging.dir.display())))?,
+        None => 0,
+    };
     Ok((rows, files))
 }
 
@@ -386,7 +437,7 @@ async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
         .as_deref()
         .map(|t| parse_duration(t).map_err(|e| CliError::usage(anyhow!("--older-than={t}: {e}"))))
         .transpose()?;
-    let mut sink = open_sink(&config)?;
+    let mut sink = open_sink(&config, Access::ReadWrite)?;
     sink.init().await?;
     let (rows, files) = prune(&config, &mut sink, older).await?;
     println!("removed {files} log file(s) and {rows} sync_logs row(s)");

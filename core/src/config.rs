@@ -38,6 +38,15 @@ impl Settings {
         &self.table
     }
 
+    /// A config error about `key` of this section, located at its line when it is there.
+    pub fn invalid(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            location: locate_key(&self.text, &self.section, key).map(|l| format!("line {l}: ")).unwrap_or_default(),
+            message,
+        }
+    }
+
     /// Deserializes the section into a component's config type. Use
     /// `#[serde(deny_unknown_fields)]` on it: unknown keys are reported with their line.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
@@ -122,12 +131,52 @@ pub struct LoggingConfig {
     /// Console level (`error`, `warn`, `info`, `debug`, `trace`).
     #[serde(default = "default_level")]
     pub level: String,
-    /// Days the daily files are kept.
+    /// How long the daily files are kept.
     #[serde(default = "default_retention")]
-    pub retention_days: u32,
-    /// Days `sync_logs` rows are kept.
+    pub retention_days: Retention,
+    /// How long `sync_logs` rows are kept.
     #[serde(default = "default_db_retention")]
-    pub sync_logs_retention_days: u32,
+    pub sync_logs_retention_days: Retention,
+}
+
+/// A retention setting: a number of days (1 to 36500) or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep this many days.
+    Days(u32),
+    /// Never prune.
+    Forever,
+}
+
+/// The most days a retention setting accepts (100 years); beyond that, say `"forever"`.
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
+
+impl Retention {
+    /// Everything older than the returned instant is pruned; `None` keeps everything.
+    pub fn cutoff(self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Retention::Days(d) => now.checked_sub_signed(chrono::Duration::days(i64::from(d))),
+            Retention::Forever => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Days(i64),
+            Word(String),
+        }
+        let usage = "use a number of days from 1 to 36500, or \"forever\" to keep everything";
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(usage))? {
+            Raw::Days(n) if (1..=MAX_RETENTION_DAYS).contains(&n) => Ok(Retention::Days(n as u32)),
+            Raw::Days(n) => Err(serde::de::Error::custom(format!("{n} days: {usage}"))),
+            Raw::Word(w) if w == "forever" => Ok(Retention::Forever),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!("\"{w}\": {usage}"))),
+        }
+    }
 }
 
 fn default_log_dir() -> PathBuf {
@@ -136,11 +185,11 @@ fn default_log_dir() -> PathBuf {
 fn default_level() -> String {
     "info".into()
 }
-fn default_retention() -> u32 {
-    30
+fn default_retention() -> Retention {
+    Retention::Days(30)
 }
-fn default_db_retention() -> u32 {
-    365
+fn default_db_retention() -> Retention {
+    Retention::Days(365)
 }
 
 impl Default for LoggingConfig {
@@ -209,6 +258,9 @@ pub struct PipelineConfig {
     pub logging: LoggingConfig,
 }
 
+/// Console levels `[logging] level` accepts.
+pub const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
 /// The largest batch the engine hands a sink.
 pub const MAX_BATCH: usize = 500;
 
@@ -261,9 +313,11 @@ impl PipelineConfig {
             return Err(invalid(format!("[pipeline] batch_size = {batch_size}: use 1 to {MAX_BATCH}")));
         }
         let timeout = match p.timeout {
-            Some(t) => Some(
-                crate::window::parse_duration(&t).map_err(|e| invalid(format!("[pipeline] timeout = \"{t}\": {e}")))?,
-            ),
+            Some(t) => Some(crate::window::parse_duration(&t).map_err(|e| ConfigError::Invalid {
+                file: file.to_owned(),
+                location: locate_key(text, "pipeline", "timeout").map(|l| format!("line {l}: ")).unwrap_or_default(),
+                message: format!("[pipeline] timeout = \"{t}\": {e}"),
+            })?),
             None => None,
         };
 
@@ -308,6 +362,33 @@ impl PipelineConfig {
 
         let mut logging = raw.logging.unwrap_or_default();
         logging.dir = PathBuf::from(interpolate(&logging.dir.to_string_lossy(), "logging.dir", file)?);
+        let at = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            location: locate_key(text, section, key).map(|l| format!("line {l}: ")).unwrap_or_default(),
+            message,
+        };
+        if logging.dir.as_os_str().is_empty() {
+            return Err(at("logging", "dir", "[logging] dir is empty: name a directory (default \"logs\")".into()));
+        }
+        if !LEVELS.contains(&logging.level.as_str()) {
+            return Err(at(
+                "logging",
+                "level",
+                format!("[logging] level = \"{}\": use {}", logging.level, LEVELS.join(", ")),
+            ));
+        }
+        if let Some(streams) = &p.streams {
+            if streams.is_empty() {
+                return Err(at(
+                    "pipeline",
+                    "streams",
+                    "[pipeline] streams = []: name at least one stream, or remove the line to sync them all".into(),
+                ));
+            }
+            if let Some(twice) = streams.iter().enumerate().find(|(i, s)| streams[..*i].contains(s)).map(|(_, s)| s) {
+                return Err(at("pipeline", "streams", format!("[pipeline] streams: `{twice}` is named twice")));
+            }
+        }
 
         Ok(PipelineConfig {
             file: file.to_owned(),
@@ -414,7 +495,7 @@ path = "data/t.db"
         assert_eq!(p.sink_type, "sqlite");
         assert_eq!(p.transforms[0].streams.as_deref(), Some(&["users".to_owned()][..]));
         assert_eq!(p.concurrency, 8);
-        assert_eq!(p.logging.retention_days, 30);
+        assert_eq!(p.logging.retention_days, Retention::Days(30));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::{ConfigError, SinkError};
 use crate::logging::{self, step};
 use crate::record::Record;
 use crate::registry::Registry;
-use crate::sink::{LockOutcome, RunEnd, RunStart, Sink, SinkRecord, StateUpdate, WriteBatch, WriteStats};
+use crate::sink::{Access, LockOutcome, RunEnd, RunStart, Sink, SinkRecord, StateUpdate, WriteBatch, WriteStats};
 use crate::source::{Checkpoint, Partition, ReadRequest, RunMode, Source};
 use crate::transform::Transform;
 use crate::window::TimeWindow;
@@ -75,6 +75,12 @@ impl Pipeline {
     /// Resolves every name in the config against the registry and opens the sink.
     /// `select` (from `--streams`) overrides the file's stream list.
     pub fn build(config: PipelineConfig, select: Option<&[String]>) -> Result<Self, EngineError> {
+        Self::build_with(config, select, Access::ReadWrite)
+    }
+
+    /// [`Pipeline::build`] with the sink opened for `access` (a dry run opens it
+    /// [`Access::DryRun`]).
+    pub fn build_with(config: PipelineConfig, select: Option<&[String]>, access: Access) -> Result<Self, EngineError> {
         let registry = Registry::global()?;
         let connector = registry.connector(&config.connector)?;
         let streams = select_streams(registry, &config, select)?;
@@ -94,7 +100,7 @@ impl Pipeline {
         }
         let sink_descriptor = registry.sink(&config.sink_type)?;
         let source = (connector.build)(&config.source, &config)?;
-        let sink = (sink_descriptor.open)(&config.sink, &config)?;
+        let sink = (sink_descriptor.open)(&config.sink, &config, access)?;
         Ok(Pipeline { config, source, streams, transforms: Arc::new(transforms), sink })
     }
 }
@@ -109,7 +115,20 @@ pub fn select_streams(
     let wanted = select.or(config.streams.as_deref());
     match wanted {
         None => Ok(all.to_vec()),
-        Some(names) => names.iter().map(|n| registry.stream(&config.connector, n.trim())).collect(),
+        Some(names) => {
+            let mut streams: Vec<&'static StreamDescriptor> = Vec::new();
+            for n in names {
+                let s = registry.stream(&config.connector, n.trim())?;
+                if streams.iter().any(|t| t.name == s.name) {
+                    return Err(ConfigError::Other(format!(
+                        "stream `{}` is named twice; name each stream once",
+                        s.name
+                    )));
+                }
+                streams.push(s);
+            }
+            Ok(streams)
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{PipelineConfig, Settings};
 use crate::descriptor::StreamDescriptor;
 use crate::error::{ConfigError, SinkError};
-use crate::sink::Sink;
+use crate::sink::{Access, Sink};
 use crate::source::Source;
 use crate::transform::Transform;
 
@@ -15,7 +15,7 @@ use crate::transform::Transform;
 pub type BuildSource = fn(&Settings, &PipelineConfig) -> Result<Arc<dyn Source>, ConfigError>;
 
 /// Opens a sink from `[sink]` settings.
-pub type OpenSink = fn(&Settings, &PipelineConfig) -> Result<Box<dyn Sink>, SinkError>;
+pub type OpenSink = fn(&Settings, &PipelineConfig, Access) -> Result<Box<dyn Sink>, SinkError>;
 
 /// A connector, registered with `inventory::submit!`.
 pub struct ConnectorDescriptor {

@@ -292,6 +292,19 @@ pub trait Sink: Send {
     async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError>;
 }
 
+/// What a command may do to the sink's storage, decided when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Create, migrate and write (`sync`, `init`, `migrate`, `state reset`, `logs prune`).
+    ReadWrite,
+    /// Read what exists; create, migrate and change nothing, and say so when the storage
+    /// is missing (`status`, `state show`, `migrate --dry-run`).
+    ReadOnly,
+    /// A dry run: everything a sync does, counted, with the storage left as it was
+    /// (SQLite works on a scratch copy; nothing is created where nothing was).
+    DryRun,
+}
+
 /// This process's host name and id, recorded with the run lock.
 pub fn this_process() -> (String, u32) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

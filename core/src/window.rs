@@ -18,23 +18,93 @@ impl TimeWindow {
     }
 }
 
-/// Parses a duration such as `30s`, `15min`, `2h`, `30d` or `1w`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration: write a number and a unit, e.g. 30d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => {
-            return Err(format!("`{text}`: unknown unit `{unit}`; use s, min, h, d or w"));
+/// The one duration grammar of ferry (`--last`, `--older-than`, `[pipeline] timeout`):
+/// a positive whole number and a unit: `s` seconds, `min` minutes, `h` hours, `d` days,
+/// `w` weeks, `m` months (calendar months where a date is computed, 30 days otherwise).
+pub const DURATION_UNITS: &str = "s, min, h, d, w or m (months)";
+
+/// The longest period any flag or setting accepts: 100 years.
+const MAX_SECS: u64 = 100 * 365 * 86_400;
+
+/// A parsed period: a count of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    n: u32,
+    unit: Unit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+    Months,
+}
+
+impl Unit {
+    fn secs(self) -> u64 {
+        match self {
+            Unit::Seconds => 1,
+            Unit::Minutes => 60,
+            Unit::Hours => 3600,
+            Unit::Days => 86_400,
+            Unit::Weeks => 7 * 86_400,
+            Unit::Months => 30 * 86_400,
         }
-    };
-    Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
+    }
+}
+
+impl Period {
+    /// Parses `7d`, `90min`, `1m`; zero, a missing or unknown unit and anything longer
+    /// than 100 years are errors that say what to write.
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        if num.is_empty() {
+            return Err(format!("`{text}` is not a duration: write a number and a unit, e.g. 7d ({DURATION_UNITS})"));
+        }
+        let unit = match unit.trim() {
+            "s" => Unit::Seconds,
+            "min" => Unit::Minutes,
+            "h" => Unit::Hours,
+            "d" => Unit::Days,
+            "w" => Unit::Weeks,
+            "m" => Unit::Months,
+            "" => return Err(format!("`{text}` has no unit: write e.g. {num}d ({DURATION_UNITS})")),
+            other => return Err(format!("`{text}`: unknown unit `{other}`; use {DURATION_UNITS}")),
+        };
+        let too_long = || format!("`{text}` is too long: at most 100 years (36500d)");
+        let n: u64 = num.parse().map_err(|_| too_long())?;
+        if n == 0 {
+            return Err(format!("`{text}` is zero: use a positive duration"));
+        }
+        if n.saturating_mul(unit.secs()) > MAX_SECS {
+            return Err(too_long());
+        }
+        Ok(Period { n: n as u32, unit })
+    }
+
+    /// As a fixed length (a month is 30 days).
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.n) * self.unit.secs())
+    }
+
+    /// The instant this period before `now` (calendar months).
+    pub fn before(self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        let start = match self.unit {
+            Unit::Months => now.checked_sub_months(chrono::Months::new(self.n)),
+            _ => chrono::Duration::from_std(self.duration()).ok().and_then(|d| now.checked_sub_signed(d)),
+        };
+        start.ok_or_else(|| "reaches too far back".to_owned())
+    }
+}
+
+/// Parses a duration in ferry's one grammar (see [`DURATION_UNITS`]).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    Period::parse(text).map(Period::duration)
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an ISO 8601 / RFC 3339 timestamp (converted to
@@ -55,27 +125,10 @@ pub fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
     Err(format!("`{text}` is not a date: use YYYY-MM-DD or an ISO 8601 timestamp such as 2025-10-20T08:00:00Z"))
 }
 
-/// Parses `--last` values: a number and a unit `h`, `d`, `w` or `m` (calendar months),
-/// returning the start of the window ending at `now`.
+/// Parses `--last` values in the one duration grammar, returning the start of the window
+/// ending at `now`.
 pub fn parse_last(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u32 = num
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{text}` is not a period: write a positive number and a unit, e.g. 7d"))?;
-    let start = match unit {
-        "h" => now.checked_sub_signed(chrono::Duration::hours(i64::from(n))),
-        "d" => now.checked_sub_signed(chrono::Duration::days(i64::from(n))),
-        "w" => now.checked_sub_signed(chrono::Duration::weeks(i64::from(n))),
-        "m" => now.checked_sub_months(chrono::Months::new(n)),
-        _ => {
-            return Err(format!("`{text}`: unknown unit `{unit}`; use h, d, w or m (months)"));
-        }
-    };
-    start.ok_or_else(|| format!("`{text}` reaches too far back"))
+    Period::parse(text)?.before(now).map_err(|e| format!("`{text}` {e}"))
 }
 
 /// The time flags of `ferry sync`, as typed.
@@ -172,6 +225,22 @@ mod tests {
     }
 
     #[test]
+    fn one_grammar_with_clear_errors() {
+        assert_eq!(parse_duration("90min").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("1m").unwrap().as_secs(), 30 * 86_400);
+        assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86_400);
+        assert!(parse_duration("7").unwrap_err().contains("has no unit: write e.g. 7d"));
+        assert!(parse_duration("0d").unwrap_err().contains("zero"));
+        assert!(parse_duration("0s").unwrap_err().contains("zero"));
+        assert!(parse_duration("99999999999d").unwrap_err().contains("too long"));
+        assert!(parse_duration("200000000000d").unwrap_err().contains("too long"));
+        assert!(parse_duration("36501d").unwrap_err().contains("too long"));
+        assert!(parse_duration("36500d").is_ok());
+        assert!(parse_last("7", now()).unwrap_err().contains("no unit"));
+        assert_eq!(parse_last("30min", now()).unwrap(), parse_date("2025-11-01T11:30:00Z").unwrap());
+    }
+
+    #[test]
     fn flags_combinations() {
         let f = |all, from: Option<&str>, to: Option<&str>, last: Option<&str>, rb: Option<&str>| TimeFlags {
             all,
@@ -210,6 +279,16 @@ mod tests {
         fn last_is_always_before_now(n in 1u32..500, unit in prop::sample::select(vec!["h", "d", "w", "m"])) {
             let start = parse_last(&format!("{n}{unit}"), now()).unwrap();
             prop_assert!(start < now());
+        }
+
+        #[test]
+        fn any_number_and_unit_parses_or_says_why(n in any::<u64>(), unit in "[a-z]{0,4}") {
+            let text = format!("{n}{unit}");
+            match parse_duration(&text) {
+                Ok(d) => prop_assert!(d.as_secs() > 0 && d.as_secs() <= MAX_SECS),
+                Err(e) => prop_assert!(e.contains(&text)),
+            }
+            let _ = parse_last(&text, now());
         }
 
         #[test]

@@ -19,7 +19,7 @@ use ferry_core::descriptor::StreamDescriptor;
 use ferry_core::error::SinkError;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
+    Access, LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed;
@@ -46,7 +46,7 @@ fn io(context: &str, e: std::io::Error) -> SinkError {
     SinkError::Database { context: context.to_owned(), message: e.to_string() }
 }
 
-fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
+fn open(settings: &Settings, pipeline: &PipelineConfig, _access: Access) -> Result<Box<dyn Sink>, SinkError> {
     let s: JsonlSettings = settings.parse()?;
     let dir = s.dir.unwrap_or_else(|| PathBuf::from(format!("data/{}-jsonl", pipeline.name)));
     Ok(Box::new(JsonlSink::open(&dir)?))

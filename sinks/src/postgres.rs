@@ -19,7 +19,7 @@ use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::secret::{Secret, redact};
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, SinkRecord, StateEntry, WriteBatch,
+    Access, LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, SinkRecord, StateEntry, WriteBatch,
     WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
@@ -54,7 +54,7 @@ pub struct PostgresSink {
     lock_key: Option<String>,
 }
 
-fn open(settings: &Settings, _pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
+fn open(settings: &Settings, _pipeline: &PipelineConfig, _access: Access) -> Result<Box<dyn Sink>, SinkError> {
     let s: PgSettings = settings.parse()?;
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|_| SinkError::Open("the postgres sink needs the async runtime".into()))?;

@@ -17,13 +17,13 @@ use ferry_core::ident::quote;
 use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
-    LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, SinkRecord, StateEntry, WriteBatch,
+    Access, LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, SinkRecord, StateEntry, WriteBatch,
     WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed::{self, TypedValue};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -56,6 +56,12 @@ pub struct SqliteSink {
     /// The framework migrations wait for `prepare`, which takes over foreign tables in
     /// the same transaction (so a refused takeover changes nothing).
     deferred_init: bool,
+    /// Opened read-only: nothing is created or migrated.
+    read_only: bool,
+    /// Read-only on a file that has no ferry tables yet: runs, logs and state are empty.
+    blank: bool,
+    /// A dry run's scratch copy (removed when the sink is dropped, after `conn` closes).
+    scratch: Option<tempfile::TempDir>,
 }
 
 pub(crate) fn now_text() -> String {
@@ -187,10 +193,27 @@ impl Drop for Checkpointer {
     }
 }
 
-fn open(settings: &Settings, pipeline: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
+fn open(settings: &Settings, pipeline: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>, SinkError> {
     let s: SqliteSettings = settings.parse()?;
     let path = s.path.unwrap_or_else(|| PathBuf::from(format!("data/{}.db", pipeline.name)));
-    let mut sink = SqliteSink::open(&path, Duration::from_millis(s.busy_timeout_ms))?;
+    // An empty path (what CI systems expand a missing secret to) or an in-memory database
+    // would take every record and keep none.
+    let text = path.to_string_lossy();
+    if text.trim().is_empty() || text.trim() == ":memory:" || text.contains("mode=memory") {
+        return Err(SinkError::Config(settings.invalid(
+            "path",
+            format!(
+                "[sink] path = \"{text}\": a SQLite sink needs a file (e.g. \"data/{}.db\"); an empty or in-memory database would keep nothing",
+                pipeline.name
+            ),
+        )));
+    }
+    let busy = Duration::from_millis(s.busy_timeout_ms);
+    let mut sink = match access {
+        Access::ReadWrite => SqliteSink::open(&path, busy)?,
+        Access::ReadOnly => SqliteSink::open_read_only(&path, busy)?,
+        Access::DryRun => SqliteSink::open_scratch(&path, busy)?,
+    };
     sink.pipeline = pipeline.name.clone();
     Ok(Box::new(sink))
 }
@@ -217,10 +240,6 @@ impl SqliteSink {
         }
         let conn = Connection::open(path).map_err(|e| cannot(&e))?;
         conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| cannot(&e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
-        }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;")
             .map_err(|e| cannot(&e))?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT).map_err(|e| cannot(&e))?;
@@ -231,7 +250,71 @@ impl SqliteSink {
             path: path.to_owned(),
             pipeline: String::new(),
             deferred_init: false,
+            read_only: false,
+            blank: false,
+            scratch: None,
         })
+    }
+
+    /// Opens an existing database read-only: nothing is created, migrated or switched to
+    /// WAL, and a missing file is an error naming its absolute path.
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Self, SinkError> {
+        if !path.is_file() {
+            return Err(SinkError::Open(missing_database(path)));
+        }
+        let cannot = |e: &dyn std::fmt::Display| {
+            SinkError::Open(format!("cannot open SQLite database {} read-only: {e}", path.display()))
+        };
+        let conn = read_only_connection(path).map_err(|e| cannot(&e))?;
+        conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
+        Ok(SqliteSink {
+            checkpointer: None,
+            conn,
+            path: path.to_owned(),
+            pipeline: String::new(),
+            deferred_init: false,
+            read_only: true,
+            blank: false,
+            scratch: None,
+        })
+    }
+}
+
+/// A read-only connection to an existing database that creates no file beside it.
+fn read_only_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    // Without a `-wal` file every committed byte is in the database file, and a
+    // read-only connection would leave behind `-wal` and `-shm` files it cannot
+    // remove; `immutable` reads the file alone and creates nothing. With a `-wal`
+    // (a sync running, or one killed), the normal read-only path sees its commits.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if wal.exists() {
+        Connection::open_with_flags(path, flags)
+    } else {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let uri = format!("file:{}?immutable=1", uri_path(&absolute));
+        Connection::open_with_flags(uri, flags)
+    }
+}
+
+impl SqliteSink {
+    /// Opens a scratch copy of `path` for a dry run (an empty one when there is no file):
+    /// the run does everything a real one does, takeover included, to the copy.
+    pub fn open_scratch(path: &Path, busy_timeout: Duration) -> Result<Self, SinkError> {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-dry-run-")
+            .tempdir()
+            .map_err(|e| SinkError::Open(format!("cannot create a scratch directory for the dry run: {e}")))?;
+        let copy = dir.path().join(path.file_name().unwrap_or_else(|| std::ffi::OsStr::new("dry-run.db")));
+        if path.is_file() {
+            let copy_text = copy.to_string_lossy().into_owned();
+            read_only_connection(path).and_then(|src| src.execute("VACUUM INTO ?1", [copy_text])).map_err(|e| {
+                SinkError::Open(format!("cannot copy {} for the dry run: {}", path.display(), sqlite_reason(&e)))
+            })?;
+        }
+        let mut sink = Self::open(&copy, busy_timeout)?;
+        sink.scratch = Some(dir);
+        Ok(sink)
     }
 
     /// Starts the background checkpointer on the first batch written (not before: a
@@ -263,6 +346,19 @@ impl SqliteSink {
             "{} holds tables another tool wrote, and ferry has not taken it over yet, so it has no runs, logs or state to show: run `ferry migrate` with this pipeline file (add --dry-run to see the plan first; the file is backed up byte for byte before anything changes), or `ferry sync`, which does the same",
             self.path.display()
         )))
+    }
+
+    /// Switches the file to WAL. Not done on open: a file another tool wrote keeps its
+    /// journal mode (and every byte) until its takeover has committed.
+    fn use_wal(&self) -> Result<(), SinkError> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| SinkError::db(format!("switching {} to WAL", self.path.display()), e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(step = "open", journal_mode = %mode, "SQLite did not switch to WAL; concurrent readers may block the sync");
+        }
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), SinkError> {
@@ -389,6 +485,7 @@ impl SqliteSink {
         .map_err(|e| SinkError::db("logging the legacy import", e))?;
         tx.commit().map_err(|e| SinkError::db("committing the takeover", e))?;
         self.deferred_init = false;
+        self.use_wal()?;
         tracing::info!(step = "schema", batch = %import_batch, tables = tables.len(), "took over the old tables; every row kept");
         Ok(())
     }
@@ -797,11 +894,60 @@ fn run_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
+/// A path as the path part of a SQLite `file:` URI (`%`, `?` and `#` escaped).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().replace('\\', "/").chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The message for a database file that is not there, for commands that only read.
+fn missing_database(path: &Path) -> String {
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into());
+    let absolute =
+        std::path::absolute(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string());
+    format!(
+        "no database at {absolute}: nothing has been synced there yet, or the path is mistyped (relative paths resolve against the current directory, {cwd}); nothing was created"
+    )
+}
+
+/// SQLite's own words for an error, without rusqlite's repetition of the OS error.
+fn sqlite_reason(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(m))
+            if m.contains(&f.to_string()) || f.to_string().contains(m.as_str()) =>
+        {
+            m.clone()
+        }
+        rusqlite::Error::SqliteFailure(f, Some(m)) => format!("{m} ({f})"),
+        other => other.to_string(),
+    }
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, SinkError> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+    .map_err(|e| SinkError::db("reading the schema", e))
+}
+
 #[async_trait]
 impl Sink for SqliteSink {
     async fn init(&mut self) -> Result<(), SinkError> {
         blocking(|| {
+            if self.read_only {
+                self.deferred_init = !schema::foreign_tables(&self.conn)?.is_empty();
+                self.blank = !self.deferred_init && !table_exists(&self.conn, "sync_runs")?;
+                return Ok(());
+            }
             if schema::foreign_tables(&self.conn)?.is_empty() {
+                self.use_wal()?;
                 self.migrate()
             } else {
                 self.deferred_init = true;
@@ -893,6 +1039,9 @@ impl Sink for SqliteSink {
 
     async fn load_state(&mut self, pipeline: &str) -> Result<Vec<StateEntry>, SinkError> {
         self.taken_over()?;
+        if self.blank {
+            return Ok(Vec::new());
+        }
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -993,6 +1142,9 @@ impl Sink for SqliteSink {
 
     async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
         self.taken_over()?;
+        if self.blank {
+            return Ok(Vec::new());
+        }
         blocking(|| {
             let mut stmt = self
                 .conn
@@ -1009,6 +1161,9 @@ impl Sink for SqliteSink {
 
     async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
         self.taken_over()?;
+        if self.blank {
+            return Ok(Vec::new());
+        }
         blocking(|| {
             let mut stmt = self
                 .conn

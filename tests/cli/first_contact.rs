@@ -113,3 +113,187 @@ fn a_record_from_the_future_does_not_move_the_cursor_past_the_run_start() {
         ) >= 1
     );
 }
+
+/// Every file under the scratch directory except the daily logs, with its bytes.
+fn files(s: &Scratch) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with("logs") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(s.dir.path(), s.dir.path(), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_dry_run_creates_no_database_and_changes_none() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("dry", "data/p.db", "records = 300"));
+    let o = s.run(&["sync", "p.toml", "--dry-run", "--json"]);
+    expect_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(summary["streams"]["users"]["inserted"], 300, "{summary}");
+    assert!(!s.path("data").exists(), "a dry run created {:?}", files(&s));
+
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    let before = files(&s);
+    s.write("p.toml", &synthetic_pipeline("dry", "data/p.db", "records = 300\ngeneration = 1"));
+    let o = s.run(&["sync", "p.toml", "--dry-run", "--json"]);
+    expect_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert!(summary["streams"]["users"]["updated"].as_u64().unwrap() > 0, "{summary}");
+    let mut after = files(&s);
+    after.retain(|(n, _)| n != "p.toml");
+    let mut before = before;
+    before.retain(|(n, _)| n != "p.toml");
+    assert!(before == after, "a dry run changed the database files");
+}
+
+#[test]
+fn read_only_commands_create_nothing_and_name_the_missing_file() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("ro", "brand/new/dir/typo.db", "records = 10"));
+    for args in [&["status", "p.toml"][..], &["state", "show", "p.toml"], &["migrate", "p.toml", "--dry-run"]] {
+        let o = s.run(args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}\n{out}\n{err}");
+        let absolute =
+            s.path("brand/new/dir/typo.db").canonicalize().unwrap_or_else(|_| s.path("brand/new/dir/typo.db"));
+        assert!(err.contains(&absolute.display().to_string()) || err.contains("brand/new/dir/typo.db"), "{err}");
+        assert!(err.contains("current directory"), "{err}");
+        assert!(!s.path("brand").exists(), "{args:?} created a directory");
+    }
+    // On a database ferry wrote, they change no byte and leave no -wal or -shm behind.
+    s.write("p.toml", &synthetic_pipeline("ro", "data/p.db", "records = 10"));
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    let before = files(&s);
+    for args in [
+        &["status", "p.toml"][..],
+        &["state", "show", "p.toml"],
+        &["migrate", "p.toml", "--dry-run"],
+        &["status", "p.toml", "--errors"],
+    ] {
+        expect_code(&s.run(args), 0);
+    }
+    assert!(files(&s) == before, "a read-only command changed or created files");
+}
+
+#[test]
+fn state_reset_takes_the_run_lock_and_says_what_it_clears() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("reset", "data/p.db", "records = 2000\npage_size = 50\ndelay_ms = 40"));
+    expect_code(&s.run(&["sync", "p.toml", "-q", "--streams", "events"]), 0);
+    let mut running = s.cmd(&["sync", "p.toml", "-q", "--all"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let o = s.run(&["state", "reset", "p.toml"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(75), "{out}\n{err}");
+    running.wait().unwrap();
+    let o = s.run(&["state", "reset", "p.toml", "--stream", "events"]);
+    expect_code(&o, 0);
+    let out = text(&o).0;
+    assert!(out.contains("clearing events") && out.contains("\"seq\""), "{out}");
+    assert!(out.contains("cleared 1 saved cursor"), "{out}");
+}
+
+#[test]
+fn an_empty_or_in_memory_sink_path_is_a_config_error() {
+    let s = Scratch::new();
+    for path in ["", ":memory:", "${DB_PATH}"] {
+        s.write("p.toml", &synthetic_pipeline("mem", path, "records = 10"));
+        let o = s.cmd(&["sync", "p.toml"]).env("DB_PATH", "").output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "path {path:?}\n{out}\n{err}");
+        assert!(err.contains("[sink] path") && err.contains("line 11"), "{err}");
+    }
+    s.write("p.toml", &synthetic_pipeline("mem", "data/p.db", "records = 10").replace("dir = \"logs\"", "dir = \"\""));
+    let o = s.run(&["sync", "p.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("[logging] dir is empty"), "{}", text(&o).1);
+}
+
+#[test]
+fn retention_values_are_checked_and_forever_keeps_everything() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("ret", "data/p.db", "records = 10\nfail_stream = \"users\"\nfail_after = 5"));
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 3);
+    for (flag, expect) in
+        [("99999999999d", "too long"), ("200000000000d", "too long"), ("0d", "zero"), ("7", "no unit")]
+    {
+        let o = s.run(&["logs", "prune", "p.toml", "--older-than", flag]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {out}{err}");
+        assert!(err.contains(expect), "{flag}: {err}");
+    }
+    let db = s.db("data/p.db");
+    assert!(count(&db, "SELECT count(*) FROM sync_logs") > 0);
+    for value in ["100000000", "0", "\"never\""] {
+        let text_ = synthetic_pipeline("ret", "data/p.db", "records = 10")
+            .replace("level = \"info\"", &format!("level = \"info\"\nsync_logs_retention_days = {value}"));
+        s.write("p.toml", &text_);
+        let o = s.run(&["sync", "p.toml", "-q"]);
+        assert_eq!(o.status.code(), Some(2), "{value}: {}", text(&o).1);
+        assert!(text(&o).1.contains("forever"), "{}", text(&o).1);
+    }
+    let kept = count(&db, "SELECT count(*) FROM sync_logs");
+    let text_ = synthetic_pipeline("ret", "data/p.db", "records = 10")
+        .replace("level = \"info\"", "level = \"info\"\nsync_logs_retention_days = \"forever\"");
+    s.write("p.toml", &text_);
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    assert!(count(&db, "SELECT count(*) FROM sync_logs") >= kept);
+}
+
+#[test]
+fn one_duration_grammar_everywhere() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("dur", "data/p.db", "records = 10"));
+    let o = s.run(&["sync", "p.toml", "--last=7"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("has no unit"), "{}", text(&o).1);
+    // `--older-than` takes months like `--last` does.
+    expect_code(&s.run(&["logs", "prune", "p.toml", "--older-than", "1m"]), 0);
+    expect_code(&s.run(&["sync", "p.toml", "-q", "--last=90min"]), 0);
+    let help = text(&s.run(&["sync", "--help"])).0;
+    assert!(help.contains("(m =") && help.contains("calendar months"), "{help}");
+}
+
+#[test]
+fn values_that_make_no_sense_are_refused_with_their_line() {
+    let s = Scratch::new();
+    let cases: &[(&str, &str, &str)] = &[
+        ("concurrency = 4", "concurrency = 4\nstreams = []", "streams = []"),
+        ("concurrency = 4", "concurrency = 4\nstreams = [\"users\", \"users\"]", "named twice"),
+        ("concurrency = 4", "concurrency = 4\ntimeout = \"0s\"", "zero"),
+        ("level = \"info\"", "level = \"verbose\"", "level = \"verbose\""),
+    ];
+    for (from, to, expect) in cases {
+        s.write("p.toml", &synthetic_pipeline("bad", "data/p.db", "records = 10").replace(from, to));
+        for args in [
+            &["sync", "p.toml"][..],
+            &["sync", "p.toml", "-q"],
+            &["sync", "p.toml", "--json"],
+            &["check", "p.toml"],
+            &["status", "p.toml"],
+        ] {
+            let o = s.run(args);
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{to} with {args:?}\n{out}\n{err}");
+            assert!(err.contains(expect) && err.contains("line "), "{to}: {err}");
+        }
+    }
+    s.write("p.toml", &synthetic_pipeline("bad", "data/p.db", "records = 10"));
+    let o = s.run(&["sync", "p.toml", "--streams", "users,users"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("named twice"), "{}", text(&o).1);
+}
