@@ -89,6 +89,9 @@ fn connectors() -> Result<u8> {
                 let part = match s.partitioning {
                     ferry_core::descriptor::Partitioning::None => String::new(),
                     ferry_core::descriptor::Partitioning::Dynamic { by } => format!("per {by}"),
+                    ferry_core::descriptor::Partitioning::Parent { stream, by } => {
+                        format!("per {by}, after {stream}")
+                    }
                 };
                 vec![format!("  {}", s.name), s.table.to_owned(), s.primary_key.join(", "), s.mode.to_string(), part]
             })

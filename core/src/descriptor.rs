@@ -87,11 +87,31 @@ impl fmt::Display for SyncMode {
 pub enum Partitioning {
     /// One partition (named `""`).
     None,
-    /// Partitions the source lists at run time (e.g. one per campaign).
+    /// Partitions the source lists at run time (e.g. one per region).
     Dynamic {
+        /// What a partition is, for people (`"region"`).
+        by: &'static str,
+    },
+    /// The stream depends on another of its connector (its parent): the parent's records
+    /// of the run commit before this stream writes, and this stream's partitions come
+    /// from them ([`crate::source::Source::partitions_from`]). A run that selects this
+    /// stream reads its parent too.
+    Parent {
+        /// The parent stream's name.
+        stream: &'static str,
         /// What a partition is, for people (`"campaign"`).
         by: &'static str,
     },
+}
+
+impl Partitioning {
+    /// The stream this one depends on.
+    pub fn parent(&self) -> Option<&'static str> {
+        match self {
+            Partitioning::Parent { stream, .. } => Some(stream),
+            _ => None,
+        }
+    }
 }
 
 /// Everything ferry needs to know about a stream, registered with

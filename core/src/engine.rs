@@ -113,8 +113,8 @@ pub fn select_streams(
 ) -> Result<Vec<&'static StreamDescriptor>, ConfigError> {
     let all = registry.streams_of(&config.connector);
     let wanted = select.or(config.streams.as_deref());
-    match wanted {
-        None => Ok(all.to_vec()),
+    let mut selected = match wanted {
+        None => return Ok(all.to_vec()),
         Some(names) => {
             let mut streams: Vec<&'static StreamDescriptor> = Vec::new();
             for n in names {
@@ -127,9 +127,17 @@ pub fn select_streams(
                 }
                 streams.push(s);
             }
-            Ok(streams)
+            streams
         }
+    };
+    // A stream that depends on another is read with it: its partitions come from the
+    // parent's records of the run (see `Partitioning::Parent`).
+    while let Some(parent) =
+        selected.iter().filter_map(|s| s.partitioning.parent()).find(|p| !selected.iter().any(|s| s.name == *p))
+    {
+        selected.insert(0, registry.stream(&config.connector, parent)?);
     }
+    Ok(selected)
 }
 
 /// Live progress of a run, for a terminal display. Called from the writer task.
@@ -467,6 +475,12 @@ async fn drive(
     let now = Utc::now();
     let mut reports: BTreeMap<String, StreamReport> = BTreeMap::new();
     let mut stream_started: HashMap<&'static str, Instant> = HashMap::new();
+    // Dependent streams by parent, and the parents' records committed so far.
+    let mut waiting: HashMap<&'static str, Vec<ReaderCtx>> = HashMap::new();
+    let parent_names: HashSet<&'static str> = pipeline.streams.iter().filter_map(|s| s.partitioning.parent()).collect();
+    let mut parent_records: HashMap<&'static str, Vec<Record>> = HashMap::new();
+    // Messages the writer sends itself (dependents of a parent that did not finish).
+    let mut local: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
     for &stream in &pipeline.streams {
         reports.insert(stream.name.to_owned(), StreamReport { status: "running".into(), ..Default::default() });
         stream_started.insert(stream.name, Instant::now());
@@ -477,6 +491,7 @@ async fn drive(
             source: pipeline.source.clone(),
             transforms: pipeline.transforms.clone(),
             stream,
+            parents: None,
             tx: tx.clone(),
             permits: permits.clone(),
             state: state.clone(),
@@ -487,19 +502,11 @@ async fn drive(
             now,
             batch_size: pipeline.config.batch_size,
         };
-        // A stream task that panics (or is cancelled) never reports; its supervisor
-        // reports it failed with the panic's message, so the run cannot end `ok` for a
-        // stream that never finished.
-        let reader = tokio::spawn(read_stream(ctx));
-        let supervisor_tx = tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = reader.await {
-                let error = task_failure(e);
-                error!(step = "fetch", stream = stream.name, error = %error, "stream task ended abnormally");
-                let _ = supervisor_tx.send(Msg::StreamFailed { stream: stream.name, error }).await;
-                let _ = supervisor_tx.send(Msg::StreamDone { stream: stream.name, partitions: 0 }).await;
-            }
-        });
+        match stream.partitioning.parent() {
+            // Waits for its parent's records to commit (see `Msg::StreamDone` below).
+            Some(parent) => waiting.entry(parent).or_default().push(ctx),
+            None => spawn_reader(ctx),
+        }
     }
     drop(tx);
 
@@ -518,7 +525,10 @@ async fn drive(
     let mut poisoned: HashSet<(&'static str, String)> = HashSet::new();
 
     loop {
-        let msg = tokio::select! {
+        let msg = if let Some(m) = local.pop_front() {
+            m
+        } else {
+            tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => break },
             _ = heartbeat.tick() => {
                 if !options.dry_run {
@@ -531,6 +541,7 @@ async fn drive(
                 warn!(step = step::TIMEOUT, limit_secs = pipeline.config.timeout.map(|t| t.as_secs()).unwrap_or(0), "run time limit reached: stopping after the batches in flight");
                 cancel.cancel();
                 continue;
+            }
             }
         };
         match msg {
@@ -548,6 +559,11 @@ async fn drive(
                     sink.write_logs(extra_logs).await?;
                 }
                 let n = records.len();
+                let parsed: Vec<Record> = if parent_names.contains(stream.name) {
+                    records.iter().filter(|r| r.refusal().is_none()).map(SinkRecord::record).collect()
+                } else {
+                    Vec::new()
+                };
                 let batch = WriteBatch {
                     pipeline: name.clone(),
                     batch_id: batch_id.to_owned(),
@@ -559,6 +575,9 @@ async fn drive(
                 };
                 match sink.write(batch).await {
                     Ok(outcome) => {
+                        if !parsed.is_empty() {
+                            parent_records.entry(stream.name).or_default().extend(parsed);
+                        }
                         report.stats.add(&outcome.stats);
                         if let Some(p) = &options.progress {
                             p.committed(stream.name, report.records, report.pages);
@@ -616,6 +635,25 @@ async fn drive(
                 let s = &report.stats;
                 let fields =
                     (s.inserted, s.updated, s.unchanged, s.failed, report.records, report.pages, report.duration_ms);
+                if let Some(children) = waiting.remove(stream) {
+                    if report.status == "ok" {
+                        let parents = Arc::new(parent_records.remove(stream).unwrap_or_default());
+                        for mut child in children {
+                            child.parents = Some(parents.clone());
+                            spawn_reader(child);
+                        }
+                    } else {
+                        // Its partitions would come from records that are not there.
+                        for child in children {
+                            let name = child.stream.name;
+                            if report.status == "failed" {
+                                let error = format!("not read: it depends on `{stream}`, which failed");
+                                local.push_back(Msg::StreamFailed { stream: name, error });
+                            }
+                            local.push_back(Msg::StreamDone { stream: name, partitions: 0 });
+                        }
+                    }
+                }
                 if report.status == "failed" {
                     error!(step = step::STREAM_END, stream, status = %report.status, inserted = fields.0, updated = fields.1, unchanged = fields.2, failed = fields.3, records = fields.4, pages = fields.5, duration_ms = fields.6, error = %report.error.clone().unwrap_or_default(), "stream failed");
                 } else {
@@ -653,6 +691,8 @@ struct ReaderCtx {
     source: Arc<dyn Source>,
     transforms: Arc<Vec<BoundTransform>>,
     stream: &'static StreamDescriptor,
+    /// The parent's records of this run, for a stream partitioned by its parent.
+    parents: Option<Arc<Vec<Record>>>,
     tx: mpsc::Sender<Msg>,
     permits: Arc<Semaphore>,
     state: Arc<HashMap<(String, String), Value>>,
@@ -664,11 +704,29 @@ struct ReaderCtx {
     batch_size: usize,
 }
 
+/// Starts a stream's reader under a supervisor: a task that panics (or is cancelled)
+/// never reports, so the supervisor reports the stream failed with the panic's message,
+/// and a run can never end `ok` for a stream that did not finish.
+fn spawn_reader(ctx: ReaderCtx) {
+    let stream = ctx.stream;
+    let tx = ctx.tx.clone();
+    let reader = tokio::spawn(read_stream(ctx));
+    tokio::spawn(async move {
+        if let Err(e) = reader.await {
+            let error = task_failure(e);
+            error!(step = "fetch", stream = stream.name, error = %error, "stream task ended abnormally");
+            let _ = tx.send(Msg::StreamFailed { stream: stream.name, error }).await;
+            let _ = tx.send(Msg::StreamDone { stream: stream.name, partitions: 0 }).await;
+        }
+    });
+}
+
 async fn read_stream(ctx: ReaderCtx) {
     let stream = ctx.stream;
-    let partitions = match stream.partitioning {
-        Partitioning::None => Ok(vec![Partition::whole()]),
-        Partitioning::Dynamic { .. } => {
+    let partitions = match (stream.partitioning, &ctx.parents) {
+        (Partitioning::None, _) => Ok(vec![Partition::whole()]),
+        (Partitioning::Parent { .. }, Some(parents)) => ctx.source.partitions_from(stream, parents).await,
+        _ => {
             let _permit = ctx.permits.acquire().await;
             ctx.source.partitions(stream).await
         }

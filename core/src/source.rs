@@ -109,6 +109,29 @@ pub trait Source: Send + Sync {
         Ok(vec![Partition::whole()])
     }
 
+    /// The partitions of a stream partitioned by its parent ([`Partitioning::Parent`]),
+    /// from the parent's records committed in this run; no listing of its own, so the
+    /// parent is fetched once. The default is one partition per parent record, keyed by
+    /// its `id`.
+    ///
+    /// [`Partitioning::Parent`]: crate::descriptor::Partitioning::Parent
+    async fn partitions_from(
+        &self,
+        stream: &'static StreamDescriptor,
+        parents: &[Record],
+    ) -> Result<Vec<Partition>, SourceError> {
+        let _ = stream;
+        Ok(parents
+            .iter()
+            .filter_map(|r| r.get("id"))
+            .map(|id| match id {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .map(Partition::keyed)
+            .collect())
+    }
+
     /// Reads one partition as a stream of batches. The stream owns what it needs.
     fn read(&self, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
 

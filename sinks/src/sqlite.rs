@@ -533,11 +533,28 @@ fn backfill(tx: &Transaction<'_>, s: &StreamDescriptor) -> Result<u64, SinkError
     let sets: Vec<String> = cols.iter().enumerate().map(|(i, c)| format!("{} = ?{}", quote(c), i + 1)).collect();
     let update = format!("UPDATE {} SET {} WHERE rowid = ?{}", quote(s.table), sets.join(", "), cols.len() + 1);
     let mut st = tx.prepare(&update).map_err(err)?;
+    let (mut filled, mut orphans) = (0u64, 0u64);
     for (rowid, mut values) in changes.iter().cloned() {
         values.push(SqlValue::Integer(rowid));
-        st.execute(rusqlite::params_from_iter(values.iter())).map_err(err)?;
+        // A row whose JSON names a parent the table's foreign key cannot find (a campaign
+        // deleted in the old tool) keeps its columns as they were.
+        match st.execute(rusqlite::params_from_iter(values.iter())) {
+            Ok(_) => filled += 1,
+            Err(e) => {
+                foreign_key_refusal(e).map_err(err)?;
+                orphans += 1;
+            }
+        }
     }
-    Ok(changes.len() as u64)
+    if orphans > 0 {
+        tracing::warn!(
+            step = "schema",
+            table = s.table,
+            rows = orphans,
+            "typed columns of rows whose parent is not stored were left as they were"
+        );
+    }
+    Ok(filled)
 }
 
 fn apply_migrations(tx: &Transaction<'_>) -> Result<(), SinkError> {
@@ -750,6 +767,18 @@ fn to_json_err(e: serde_json::Error) -> rusqlite::Error {
 }
 
 /// Upserts a batch's records (merge, unchanged detection, failures isolated).
+/// The refusal reason for a statement that broke a foreign key; any other error stays an
+/// error (and fails the batch).
+fn foreign_key_refusal(e: rusqlite::Error) -> rusqlite::Result<String> {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Ok(
+            "its parent row is not stored (a foreign key of this table): the record is stored once its parent is synced"
+                .into(),
+        ),
+        _ => Err(e),
+    }
+}
+
 fn upsert_batch(
     tx: &Transaction<'_>,
     s: &StreamDescriptor,
@@ -788,7 +817,14 @@ fn upsert_batch(
                 key_values.iter().map(Bind).chain(columns.iter().map(|c| Bind(c.as_ref().unwrap_or(&null)))).collect();
             let mut params: Vec<&dyn rusqlite::ToSql> = binds.iter().map(|b| b as &dyn rusqlite::ToSql).collect();
             params.extend([json as &dyn rusqlite::ToSql, &batch_id, &batch_id, &now, &now, &now]);
-            insert.execute(params.as_slice())?;
+            if let Err(e) = insert.execute(params.as_slice()) {
+                // A row whose parent is not stored (a foreign key an older tool declared)
+                // is refused alone; the rest of the batch lands.
+                let reason = foreign_key_refusal(e)?;
+                outcome.stats.failed += 1;
+                outcome.failures.push(RecordFailure { key: typed::key_text(key_values), reason });
+                continue;
+            }
             outcome.stats.inserted += 1;
             // This record is the first of its key in the batch, so `first` holds the text
             // just stored; a later record with the same key merges into it.
@@ -831,12 +867,19 @@ fn upsert_batch(
                 continue;
             }
         };
+        let stored_columns_copy = stored_columns.clone();
         let cols: Vec<SqlValue> =
             merged_columns.into_iter().zip(stored_columns).map(|(new, old)| new.map(to_sql).unwrap_or(old)).collect();
         let merged_text = serde_json::to_string(&merged).map_err(to_json_err)?;
         let mut params: Vec<&dyn rusqlite::ToSql> = cols.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
         params.extend([&merged_text as &dyn rusqlite::ToSql, &batch_id, &now, &row.rowid]);
-        update.execute(params.as_slice())?;
+        if let Err(e) = update.execute(params.as_slice()) {
+            let reason = foreign_key_refusal(e)?;
+            outcome.stats.failed += 1;
+            outcome.failures.push(RecordFailure { key: typed::key_text(key_values), reason });
+            row.stored = Some((raw, stored_columns_copy));
+            continue;
+        }
         outcome.stats.updated += 1;
         row.stored = Some((merged_text.into_bytes(), cols));
     }

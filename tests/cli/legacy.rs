@@ -448,3 +448,97 @@ fn an_unexpected_file_is_refused_and_left_untouched() {
     drop(c);
     assert_eq!(std::fs::read(&db).unwrap().len(), original.len());
 }
+
+/// The old file without its first two campaigns (and, through its foreign keys, their
+/// leads and steps): the first sync meets campaigns that are new to it.
+fn setup_without_two_campaigns(sim: &Sim) -> Scratch {
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    let db = s.path("data/i.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    build_old(&db, sim);
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    for id in sim.sim.campaign_ids().iter().take(2) {
+        conn.execute("DELETE FROM instantly_campaigns_raw WHERE instantly_campaign_id = ?1", [id]).unwrap();
+    }
+    s
+}
+
+#[test]
+fn dependent_streams_write_after_their_campaigns_on_a_taken_over_file() {
+    let sim = Sim::start(small());
+    let campaigns_listed = |sim: &Sim| sim.sim.requests().iter().filter(|r| r.path == "/api/v2/campaigns").count();
+    for round in 0..20 {
+        let s = setup_without_two_campaigns(&sim);
+        sim.sim.clear_requests();
+        let o = s.cmd(&["sync", "p.toml", "--json"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "round {round}\n{out}\n{err}");
+        assert_eq!(campaigns_listed(&sim), 1, "round {round}: campaigns listed more than once");
+        let db = s.db("data/i.db");
+        let d = sim.sim.dataset();
+        assert_eq!(count(&db, "SELECT count(*) FROM instantly_campaigns_raw"), d.campaigns.len() as i64);
+        assert!(count(&db, "SELECT count(*) FROM instantly_leads_raw") > d.leads.len() as i64 - 1);
+    }
+    // A dependent stream selected alone reads its parent too, on a fresh takeover.
+    let s = setup_without_two_campaigns(&sim);
+    sim.sim.clear_requests();
+    let o = s
+        .cmd(&["sync", "p.toml", "--json", "--streams", "leads,steps"])
+        .env("SIM_INSTANTLY_KEY", KEY)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["streams"]["campaigns"]["status"], "ok", "{summary}");
+    assert_eq!(summary["streams"]["leads"]["failed"], 0, "{summary}");
+    assert_eq!(campaigns_listed(&sim), 1);
+}
+
+#[test]
+fn a_record_whose_parent_never_appears_is_refused_alone() {
+    let sim = Sim::start(small());
+    let s = setup_without_two_campaigns(&sim);
+    expect_code(&s.cmd(&["migrate", "p.toml"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap(), 0);
+    // A lead of a campaign nobody stores, written through the sink: refused with a reason,
+    // its batch neighbours land.
+    let db = s.db("data/i.db");
+    let parent = sim.sim.campaign_ids()[0].clone();
+    assert_eq!(
+        count(&db, &format!("SELECT count(*) FROM instantly_campaigns_raw WHERE instantly_campaign_id = '{parent}'")),
+        0
+    );
+    drop(db);
+    let stream = ferry_core::registry::Registry::global().unwrap().stream("instantly", "leads").unwrap();
+    let mut sink =
+        ferry_sinks::sqlite::SqliteSink::open(&s.path("data/i.db"), std::time::Duration::from_secs(5)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    use ferry_core::sink::Sink;
+    let record = |id: &str, campaign: Option<&str>| {
+        let mut v = json!({"id": id, "email": format!("{id}@example.com")});
+        if let Some(c) = campaign {
+            v["campaign"] = json!(c);
+        }
+        ferry_core::sink::SinkRecord::new(stream, v.as_object().unwrap().clone())
+    };
+    let outcome = rt
+        .block_on(async {
+            sink.init().await?;
+            sink.prepare(&[stream]).await?;
+            sink.write(ferry_core::sink::WriteBatch {
+                pipeline: "inst".into(),
+                batch_id: "b1".into(),
+                stream,
+                records: vec![record("orphan-1", Some(&parent)), record("fine-1", None), record("fine-2", None)],
+                state: None,
+                logs: Vec::new(),
+                dry_run: false,
+            })
+            .await
+        })
+        .unwrap();
+    assert_eq!((outcome.stats.inserted, outcome.stats.failed), (2, 1), "{outcome:?}");
+    assert!(outcome.failures[0].reason.contains("parent"), "{:?}", outcome.failures);
+}

@@ -20,9 +20,10 @@ use ferry_core::descriptor::StreamDescriptor;
 use ferry_core::error::{ConfigError, SourceError};
 use ferry_core::futures::stream::BoxStream;
 use ferry_core::http::{HttpMetrics, Request};
+use ferry_core::record::Record;
 use ferry_core::registry::ConnectorDescriptor;
 use ferry_core::source::{Partition, ReadRequest, Source, SourceBatch};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::client::Client;
@@ -96,17 +97,6 @@ impl Shared {
             })
             .await
     }
-
-    /// Campaign ids, as partitions.
-    pub async fn campaign_partitions(&self) -> Result<Vec<Partition>, SourceError> {
-        Ok(self
-            .campaigns()
-            .await?
-            .iter()
-            .filter_map(|c| c.get("id").and_then(Value::as_str))
-            .map(|id| Partition { key: id.to_owned(), context: json!({"campaign_id": id}) })
-            .collect())
-    }
 }
 
 /// The Instantly source.
@@ -124,8 +114,12 @@ impl Instantly {
 
 #[ferry_core::async_trait]
 impl Source for Instantly {
-    async fn partitions(&self, stream: &'static StreamDescriptor) -> Result<Vec<Partition>, SourceError> {
-        streams::partitions(&self.shared, stream.name).await
+    async fn partitions_from(
+        &self,
+        stream: &'static StreamDescriptor,
+        campaigns: &[Record],
+    ) -> Result<Vec<Partition>, SourceError> {
+        Ok(streams::partitions_from(stream.name, campaigns))
     }
 
     fn read(&self, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {

@@ -36,7 +36,7 @@ ferry_core::inventory::submit! {
             Column::new("opportunities", SqlType::Integer, "opportunities"),
         ],
         mode: SyncMode::Incremental { cursor_field: "date" },
-        partitioning: Partitioning::Dynamic { by: "scope (workspace, campaign)" },
+        partitioning: Partitioning::Parent { stream: "campaigns", by: "scope (workspace, campaign)" },
         default_lookback_days: 7,
         description: "per-day analytics, workspace and per campaign, with a revision lookback",
         legacy_key: &[("scope", "'workspace'")],

@@ -35,7 +35,7 @@ ferry_core::inventory::submit! {
             Column::new("timestamp_last_touch", SqlType::Timestamp, "timestamp_last_touch"),
         ],
         mode: SyncMode::FullRefresh,
-        partitioning: Partitioning::Dynamic { by: "campaign" },
+        partitioning: Partitioning::Parent { stream: "campaigns", by: "campaign (and leads in none)" },
         default_lookback_days: 0,
         description: "leads per campaign and in no campaign; resumable scan, change detection",
         legacy_key: &[],

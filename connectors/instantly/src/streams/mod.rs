@@ -38,14 +38,25 @@ pub fn records(items: Vec<Value>, endpoint: &str) -> Vec<Record> {
         .collect()
 }
 
-pub(crate) async fn partitions(shared: &Shared, stream: &str) -> Result<Vec<Partition>, SourceError> {
-    let mut parts = shared.campaign_partitions().await?;
+/// The partitions of a stream that depends on campaigns: one per campaign of this run
+/// (the engine hands over the campaigns stream's records, so they are listed once), plus
+/// the workspace scope or the leads in no campaign.
+pub(crate) fn partitions_from(stream: &str, campaigns: &[Record]) -> Vec<Partition> {
+    let mut parts: Vec<Partition> = campaigns
+        .iter()
+        .filter_map(|c| c.get("id").and_then(Value::as_str))
+        .map(|id| Partition { key: id.to_owned(), context: serde_json::json!({"campaign_id": id}) })
+        .collect();
+    add_scopes(stream, &mut parts);
+    parts
+}
+
+fn add_scopes(stream: &str, parts: &mut Vec<Partition>) {
     match stream {
         "leads" => parts.push(Partition::keyed(NO_CAMPAIGN)),
         "daily_analytics" | "overview" => parts.insert(0, Partition::keyed(WORKSPACE_SCOPE)),
         _ => {}
     }
-    Ok(parts)
 }
 
 pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {

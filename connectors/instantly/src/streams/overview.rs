@@ -31,7 +31,7 @@ ferry_core::inventory::submit! {
             Column::new("total_interested", SqlType::Integer, "total_interested"),
         ],
         mode: SyncMode::Snapshot,
-        partitioning: Partitioning::Dynamic { by: "scope (workspace, campaign)" },
+        partitioning: Partitioning::Parent { stream: "campaigns", by: "scope (workspace, campaign)" },
         default_lookback_days: 0,
         description: "all-time totals, workspace and per campaign, one snapshot per day",
         legacy_key: &[("scope", "'workspace'"), ("snapshot_date", "date(coalesce(synced_at, created_at))")],

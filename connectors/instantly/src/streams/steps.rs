@@ -30,7 +30,7 @@ ferry_core::inventory::submit! {
             Column::new("emails_clicked", SqlType::Integer, "clicks"),
         ],
         mode: SyncMode::Snapshot,
-        partitioning: Partitioning::Dynamic { by: "campaign" },
+        partitioning: Partitioning::Parent { stream: "campaigns", by: "campaign" },
         default_lookback_days: 0,
         description: "per-step, per-variant analytics per campaign (snapshot)",
         legacy_key: &[("step", "coalesce(CAST(step_number AS TEXT), 'none')"), ("variant", "coalesce(CAST(json_extract(raw_json, '$.variant') AS TEXT), 'none')")],
