@@ -71,7 +71,9 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Sim(SimCommand::Hubspot { port, contacts, token }) => sim_hubspot(port, contacts, token).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "ferry", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "ferry", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(0)
         }
     }
@@ -107,7 +109,7 @@ fn connectors() -> Result<u8> {
     for (name, s) in &r.sinks {
         out.push_str(&format!("  {name:<14} {}\n", s.description));
     }
-    print!("{out}");
+    out!("{out}");
     Ok(0)
 }
 
@@ -137,7 +139,7 @@ async fn init(spec: &str) -> Result<u8> {
     let mut sink = open_sink(&config, Access::ReadWrite)?;
     sink.init().await?;
     sink.prepare(&streams).await?;
-    println!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
+    outln!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
     Ok(0)
 }
 
@@ -150,18 +152,18 @@ async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
     let mut sink = open_sink(&config, if dry_run { Access::ReadOnly } else { Access::ReadWrite })?;
     let plan = sink.describe_plan(&streams).await?;
     if plan.is_empty() {
-        println!("{}: nothing to migrate", config.name);
+        outln!("{}: nothing to migrate", config.name);
         return Ok(0);
     }
-    println!("{}{}:", config.name, if dry_run { " (dry run: nothing is changed)" } else { "" });
+    outln!("{}{}:", config.name, if dry_run { " (dry run: nothing is changed)" } else { "" });
     for line in &plan {
-        println!("  {line}");
+        outln!("  {line}");
     }
     if !dry_run {
         let _guard = console_logging(Some(&config), true)?;
         sink.init().await?;
         sink.prepare(&streams).await?;
-        println!("done");
+        outln!("done");
     }
     Ok(0)
 }
@@ -189,7 +191,7 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
                     cancel.cancel();
                 } else {
                     // Every committed batch is consistent; uncommitted work is redone next run.
-                    eprintln!("stopped at once");
+                    crate::output::emit_err("stopped at once\n");
                     std::process::exit(130);
                 }
             }
@@ -256,9 +258,9 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     }
     let report = report?;
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else if !args.quiet {
-        print!("{}", output::summary(&report));
+        out!("{}", output::summary(&report));
     }
     // Retention runs after each real run, on both tiers.
     if !args.dry_run {
@@ -275,7 +277,7 @@ async fn check(spec: &str) -> Result<u8> {
     let source = (connector.build)(&config.source, &config)?;
     match source.check().await {
         Ok(line) => {
-            println!("ok: {} ({}): {line}", config.name, config.connector);
+            outln!("ok: {} ({}): {line}", config.name, config.connector);
             Ok(0)
         }
         Err(e) => Err(CliError::failed(anyhow!("check failed for {} ({}): {e}", config.name, config.connector))),
@@ -289,11 +291,11 @@ async fn status(args: StatusArgs) -> Result<u8> {
     if args.errors {
         let rows = sink.recent_errors(args.batch.as_deref(), args.limit).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         } else if rows.is_empty() {
-            println!("no warnings or errors recorded");
+            outln!("no warnings or errors recorded");
         } else {
-            print!("{}", output::errors(&rows));
+            out!("{}", output::errors(&rows));
         }
         return Ok(0);
     }
@@ -305,23 +307,23 @@ async fn status(args: StatusArgs) -> Result<u8> {
             .ok_or_else(|| CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name)))?;
         let errors = sink.recent_errors(Some(&run.batch_id), 50).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&json!({"run": run, "errors": errors})).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&json!({"run": run, "errors": errors})).unwrap_or_default());
         } else {
-            print!("{}", output::run_detail(run));
+            out!("{}", output::run_detail(run));
             if !errors.is_empty() {
-                println!();
-                print!("{}", output::errors(&errors));
+                outln!();
+                out!("{}", output::errors(&errors));
             }
         }
         return Ok(0);
     }
     let runs = sink.recent_runs(&config.name, args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
     } else if runs.is_empty() {
-        println!("no runs recorded for {}", config.name);
+        outln!("no runs recorded for {}", config.name);
     } else {
-        print!("{}", output::runs(&runs));
+        out!("{}", output::runs(&runs));
     }
     Ok(0)
 }
@@ -332,7 +334,7 @@ async fn state_show(spec: &str) -> Result<u8> {
     sink.init().await?;
     let entries = sink.load_state(&config.name).await?;
     if entries.is_empty() {
-        println!("no saved cursors for {}", config.name);
+        outln!("no saved cursors for {}", config.name);
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = entries
@@ -347,7 +349,7 @@ async fn state_show(spec: &str) -> Result<u8> {
             ]
         })
         .collect();
-    print!("{}", output::table(&["stream", "partition", "cursor", "batch", "updated (UTC)"], &rows));
+    out!("{}", output::table(&["stream", "partition", "cursor", "batch", "updated (UTC)"], &rows));
     Ok(0)
 }
 
@@ -373,7 +375,7 @@ async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u
     loop {
         match sink.begin_run(&run).await {
             Err(ferry_core::error::SinkError::Locked { batch_id: holder, .. }) if wait => {
-                eprintln!("waiting for the running sync ({holder}) to finish");
+                crate::output::emit_err(&format!("waiting for the running sync ({holder}) to finish\n"));
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
             other => {
@@ -388,7 +390,7 @@ async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u
         let cleared: Vec<_> = before.iter().filter(|e| streams.contains(&e.stream)).collect();
         for e in &cleared {
             let partition = if e.partition.is_empty() { String::new() } else { format!(" [{}]", e.partition) };
-            println!("clearing {}{partition}: {}", e.stream, e.cursor);
+            outln!("clearing {}{partition}: {}", e.stream, e.cursor);
         }
         let entries = streams.iter().map(|s| (s.clone(), "*".to_owned(), None)).collect();
         sink.set_state(&config.name, &batch_id, entries).await
@@ -403,7 +405,7 @@ async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u
     };
     sink.end_run(&end, Vec::new()).await?;
     let n = result?;
-    println!("cleared {n} saved cursor(s) of {}", config.name);
+    outln!("cleared {n} saved cursor(s) of {}", config.name);
     Ok(0)
 }
 
@@ -443,7 +445,7 @@ async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
     let mut sink = open_sink(&config, Access::ReadWrite)?;
     sink.init().await?;
     let (rows, files) = prune(&config, &mut sink, older).await?;
-    println!("removed {files} log file(s) and {rows} sync_logs row(s)");
+    outln!("removed {files} log file(s) and {rows} sync_logs row(s)");
     Ok(0)
 }
 
@@ -478,7 +480,7 @@ async fn sim_hubspot(port: u16, contacts: usize, token: String) -> Result<u8> {
         .serve(port)
         .await
         .map_err(|e| CliError::failed(anyhow!("cannot serve the simulator on 127.0.0.1:{port}: {e}")))?;
-    println!("hubspot simulator listening on {} (token {}); Ctrl-C stops it", handle.base_url(), sim.api_token());
+    outln!("hubspot simulator listening on {} (token {}); Ctrl-C stops it", handle.base_url(), sim.api_token());
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
     Ok(0)

@@ -65,28 +65,28 @@ dir = "logs"
     );
     let config = PipelineConfig::parse(&text, "<demo pipeline>")?;
     let _guard = console_logging(Some(&config), false)?;
-    println!("Instantly simulator on {} (seed {}); syncing into {}", server.base_url(), args.seed, args.db);
+    outln!("Instantly simulator on {} (seed {}); syncing into {}", server.base_url(), args.seed, args.db);
     let mut pipeline = Pipeline::build(config, None)?;
     let cancel = CancellationToken::new();
     install_signal_handlers(cancel.clone());
     let report = engine::run(&mut pipeline, RunOptions::default(), cancel).await?;
     server.shutdown().await;
-    println!();
-    print!("{}", output::summary(&report));
+    outln!();
+    out!("{}", output::summary(&report));
 
     let conn = rusqlite::Connection::open(&args.db)
         .map_err(|e| CliError::failed(anyhow!("cannot reopen {}: {e}", args.db)))?;
     for (title, sql) in MONITORING {
-        println!("\n-- {title}\n{sql};");
+        outln!("\n-- {title}\n{sql};");
         let (header, rows) = query(&conn, sql).map_err(|e| CliError::failed(anyhow!("{title}: {e}")))?;
         if rows.is_empty() {
-            println!("(no rows)");
+            outln!("(no rows)");
         } else {
             let header: Vec<&str> = header.iter().map(String::as_str).collect();
-            print!("{}", output::table(&header, &rows));
+            out!("{}", output::table(&header, &rows));
         }
     }
-    println!(
+    outln!(
         "\nRun `ferry demo` again: the second run reads only new emails and analytics and rewrites no unchanged row."
     );
     Ok(report.status.exit_code() as u8)

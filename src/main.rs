@@ -7,6 +7,18 @@ use ferry_instantly as _;
 use ferry_sinks as _;
 use ferry_synthetic as _;
 
+/// `print!` that never panics: output to a closed pipe (`ferry status | head -1`) is
+/// dropped, so a reader that stops early never stops ferry or makes it panic.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit(&format!($($arg)*)) };
+}
+
+/// `println!` that never panics (see [`out!`]).
+macro_rules! outln {
+    () => { $crate::output::emit("\n") };
+    ($($arg:tt)*) => { $crate::output::emit(&format!("{}\n", format!($($arg)*))) };
+}
+
 mod cli;
 mod commands;
 mod demo;
@@ -29,14 +41,14 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            output::emit_err(&format!("error: cannot start the async runtime: {e}\n"));
             return ExitCode::from(1);
         }
     };
     let code = match runtime.block_on(commands::dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", ferry_core::secret::redact(&format!("{:#}", e.error)));
+            output::emit_err(&format!("error: {}\n", ferry_core::secret::redact(&format!("{:#}", e.error))));
             e.code
         }
     };

@@ -212,3 +212,17 @@ pub fn errors(rows: &[LogRow]) -> String {
         .collect();
     table(&["time (UTC)", "level", "stream", "step", "message", "error"], &rows)
 }
+
+/// Writes to stdout; a closed pipe or any other write error drops the text (the reader
+/// went away: `ferry status | head -1`), never panics and never stops a sync.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// [`emit`] for stderr.
+pub fn emit_err(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}

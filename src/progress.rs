@@ -48,17 +48,25 @@ impl Bars {
             });
             bar
         });
+        // Log lines (warnings above all) print above the bars instead of under them,
+        // where the next redraw would erase them.
+        let printer = multi.clone();
+        ferry_core::logging::route_console(Some(Box::new(move |line: &str| {
+            let _ = printer.println(line);
+        })));
         Arc::new(Bars { multi, streams: Mutex::new(HashMap::new()), api, stop })
     }
 
-    /// Clears the display before the summary is printed.
+    /// Clears the bars before the summary is printed (the summary is the one block that
+    /// stays); log lines go straight to stderr again.
     pub fn finish(&self) {
+        ferry_core::logging::route_console(None);
         self.stop.cancel();
         if let Some(a) = &self.api {
             a.finish_and_clear();
         }
         for b in self.streams.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            b.finish();
+            b.finish_and_clear();
         }
         let _ = self.multi.clear();
     }

@@ -180,6 +180,28 @@ pub fn human_line(e: &LogEvent, with_date: bool) -> String {
     line
 }
 
+/// Where console lines go instead of stderr while something else owns the terminal.
+type ConsoleRoute = Box<dyn Fn(&str) + Send + Sync>;
+
+static CONSOLE_ROUTE: std::sync::RwLock<Option<ConsoleRoute>> = std::sync::RwLock::new(None);
+
+/// Sends console lines through `route` (a progress display prints them above its bars, so
+/// no warning is drawn over); `None` writes them to stderr again.
+pub fn route_console(route: Option<ConsoleRoute>) {
+    *CONSOLE_ROUTE.write().unwrap_or_else(|e| e.into_inner()) = route;
+}
+
+/// Writes one console line. A closed stderr (`ferry sync | head`) drops it: console
+/// output never stops a sync.
+fn console_line(line: &str) {
+    if let Some(route) = CONSOLE_ROUTE.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        route(line);
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
 /// Where the three tiers go.
 struct TierLayer {
     console: bool,
@@ -193,7 +215,7 @@ impl<S: Subscriber> Layer<S> for TierLayer {
         let level = *event.metadata().level();
         let e = build_event(event);
         if self.console && self.console_level >= level {
-            eprintln!("{}", human_line(&e, false));
+            console_line(&human_line(&e, false));
         }
         if let Some(w) = &self.jsonl
             && let Ok(mut line) = serde_json::to_vec(&e)

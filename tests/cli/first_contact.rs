@@ -297,3 +297,66 @@ fn values_that_make_no_sense_are_refused_with_their_line() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
     assert!(text(&o).1.contains("named twice"), "{}", text(&o).1);
 }
+
+#[test]
+fn a_reader_that_closes_early_never_stops_a_sync_or_panics() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("pipe", "data/p.db", "records = 3000\npage_size = 100"));
+    let ferry = FERRY;
+    for (cmd, want) in [
+        (format!("'{ferry}' sync p.toml 2>&1 | head -1"), 0),
+        (format!("'{ferry}' status p.toml --json | head -1"), 0),
+        (format!("'{ferry}' completions bash | head -1"), 0),
+        (format!("'{ferry}' connectors | head -1"), 0),
+    ] {
+        let o = std::process::Command::new("bash")
+            .args(["-c", &format!("set -o pipefail; {cmd} >/dev/null; echo \"${{PIPESTATUS[0]}}\" >&2")])
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_eq!(err.trim().lines().last(), Some(want.to_string().as_str()), "{cmd}: {err}");
+    }
+    let db = s.db("data/p.db");
+    let status: String =
+        db.query_row("SELECT status FROM sync_runs ORDER BY started_at LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "ok");
+}
+
+/// Runs `command` in a detached tmux session of `cols`x`rows` and returns the screen
+/// (with scrollback) once it has finished.
+fn on_a_terminal(s: &Scratch, command: &str) -> String {
+    let session = format!("ferry-test-{}-{}", std::process::id(), rand::random::<u32>());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").args(args).output().expect("tmux is installed (.ci/run installs it)")
+    };
+    let script = format!("cd '{}' && {command}; echo FERRY-DONE; sleep 30", s.dir.path().display());
+    tmux(&["new-session", "-d", "-s", &session, "-x", "160", "-y", "50", &script]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut screen = String::new();
+    while std::time::Instant::now() < deadline {
+        screen =
+            String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-S", "-200", "-t", &session]).stdout).into_owned();
+        if screen.contains("FERRY-DONE") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tmux(&["kill-session", "-t", &session]);
+    screen
+}
+
+#[test]
+fn on_a_terminal_every_warning_stays_on_screen_and_one_block_remains() {
+    let s = Scratch::new();
+    s.write(
+        "p.toml",
+        &synthetic_pipeline("tty", "data/p.db", "records = 240\nbad_record_every = 40\npage_size = 20\ndelay_ms = 30"),
+    );
+    let screen = on_a_terminal(&s, &format!("'{FERRY}' sync p.toml"));
+    assert!(screen.contains("FERRY-DONE"), "{screen}");
+    assert_eq!(screen.matches("record refused").count(), 6, "{screen}");
+    // The finished bars are cleared: each stream's final line appears once, in the summary.
+    assert_eq!(screen.matches("users ").count(), 1, "{screen}");
+}
