@@ -220,6 +220,20 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     let _guard = console_logging(Some(&config), args.quiet || args.json || bars_wanted)?;
     let access = if args.dry_run { Access::DryRun } else { Access::ReadWrite };
     let mut pipeline = Pipeline::build_with(config, args.streams.as_deref(), access)?;
+    if !args.quiet {
+        // The first line says which pipeline runs and where its data goes.
+        let file = match std::path::absolute(&pipeline.config.file) {
+            Ok(p) if std::path::Path::new(&pipeline.config.file).is_file() => p.display().to_string(),
+            _ => pipeline.config.file.clone(),
+        };
+        crate::output::emit_err(&format!(
+            "pipeline {} from {file} -> {} {}{}\n",
+            pipeline.config.name,
+            pipeline.config.sink_type,
+            pipeline.sink.location(),
+            if args.dry_run { " (dry run: nothing is written)" } else { "" }
+        ));
+    }
     let bars = bars_wanted.then(|| crate::progress::Bars::new(pipeline.source.metrics()));
 
     let mut state_overrides = Vec::new();

@@ -37,7 +37,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    ferry_core::config::load_dotenv();
+    if let Err(e) = ferry_core::config::load_dotenv() {
+        output::emit_err(&format!("error: {e}\n"));
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

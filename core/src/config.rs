@@ -11,10 +11,26 @@ use crate::error::ConfigError;
 use crate::registry::Registry;
 
 /// Loads `.env` from the working directory if there is one; variables already set win.
-pub fn load_dotenv() {
-    // A missing file is the normal case; a malformed one is reported by the values it
-    // fails to provide, so the error itself is not fatal.
-    let _ = dotenvy::dotenv();
+/// A missing file is the normal case; one that cannot be parsed is an error naming its
+/// line (never its text, which may hold a secret).
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(line, column)) => {
+            let path = std::env::current_dir().map(|d| d.join(".env")).unwrap_or_else(|_| PathBuf::from(".env"));
+            let number = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.lines().position(|l| l == line || l.trim() == line.trim()))
+                .map(|i| format!("line {}", i + 1))
+                .unwrap_or_else(|| "a line".into());
+            Err(ConfigError::Other(format!(
+                "{}: {number} cannot be parsed (at character {column}): write NAME=value, quote values with spaces or #, and remove stray characters",
+                path.display()
+            )))
+        }
+        Err(e) => Err(ConfigError::Other(format!("cannot read .env: {e}"))),
+    }
 }
 
 /// The settings of one section (`[source]`, `[sink]`, one `[[transforms]]`), after
@@ -269,6 +285,14 @@ impl PipelineConfig {
     /// connector, which resolves to that connector's default pipeline.
     pub fn resolve(spec: &str) -> Result<Self, ConfigError> {
         let path = Path::new(spec);
+        // `ferry sync instantly` uses ./instantly.toml when there is one: the file a user
+        // copies from the examples to change settings wins over the built-in default.
+        let local = PathBuf::from(format!("{spec}.toml"));
+        if !spec.is_empty() && !spec.contains(['/', '\\']) && !spec.ends_with(".toml") && local.is_file() {
+            let text =
+                std::fs::read_to_string(&local).map_err(|source| ConfigError::Read { path: local.clone(), source })?;
+            return Self::parse(&text, &local.display().to_string());
+        }
         if path.exists() || spec.ends_with(".toml") || spec.contains('/') {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -455,6 +479,15 @@ pub fn interpolate(text: &str, key: &str, file: &str) -> Result<String, ConfigEr
             var: var.to_owned(),
             key: key.to_owned(),
         })?;
+        if value.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                location: String::new(),
+                message: format!(
+                    "environment variable {var} (used by `{key}`) contains a control character (a carriage return or newline at its end?): remove it from the environment or .env"
+                ),
+            });
+        }
         let upper = var.to_ascii_uppercase();
         if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "DATABASE_URL"].iter().any(|w| upper.contains(w)) {
             crate::secret::register(&value);

@@ -76,7 +76,15 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
+        let value = String::deserialize(d)?;
+        // A key pasted with its line ending would be sent as is and fail as a network
+        // fault; say what is wrong instead (without the value).
+        if value.chars().any(char::is_control) {
+            return Err(serde::de::Error::custom(
+                "the secret contains a control character (a line ending or tab pasted with it?): remove it",
+            ));
+        }
+        Ok(Secret::new(value))
     }
 }
 

@@ -248,6 +248,12 @@ pub trait Sink: Send {
     /// Creates or migrates the tables of these streams (adds new typed columns in place).
     async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError>;
 
+    /// Where the data goes, for people (a file's absolute path, a server and schema; never
+    /// a password).
+    fn location(&self) -> String {
+        String::new()
+    }
+
     /// What `prepare` would change, one line each, changing nothing (`ferry migrate --dry-run`).
     async fn describe_plan(&mut self, streams: &[&'static StreamDescriptor]) -> Result<Vec<String>, SinkError> {
         let _ = streams;

@@ -153,6 +153,10 @@ fn log_line(l: &LogRow) -> Value {
 
 #[async_trait]
 impl Sink for JsonlSink {
+    fn location(&self) -> String {
+        std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()).display().to_string()
+    }
+
     async fn init(&mut self) -> Result<(), SinkError> {
         Ok(())
     }

@@ -594,6 +594,10 @@ fn scalar(c: &Column) -> Box<dyn ToSql + Sync + Send> {
 
 #[async_trait]
 impl Sink for PostgresSink {
+    fn location(&self) -> String {
+        format!("{}, schema {}", self.where_, self.schema)
+    }
+
     async fn init(&mut self) -> Result<(), SinkError> {
         let tx = self.client.transaction().await.map_err(|e| pg("starting migration", e))?;
         // One runner migrates at a time.

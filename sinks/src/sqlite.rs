@@ -1003,6 +1003,13 @@ impl Sink for SqliteSink {
         blocking(|| self.prepare_tables(streams))
     }
 
+    fn location(&self) -> String {
+        match &self.scratch {
+            Some(_) => "a scratch copy (dry run)".into(),
+            None => std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone()).display().to_string(),
+        }
+    }
+
     async fn describe_plan(&mut self, streams: &[&'static StreamDescriptor]) -> Result<Vec<String>, SinkError> {
         blocking(|| self.describe(streams))
     }

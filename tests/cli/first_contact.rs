@@ -360,3 +360,39 @@ fn on_a_terminal_every_warning_stays_on_screen_and_one_block_remains() {
     // The finished bars are cleared: each stream's final line appears once, in the summary.
     assert_eq!(screen.matches("users ").count(), 1, "{screen}");
 }
+
+#[test]
+fn a_secret_with_a_line_ending_or_a_broken_env_file_is_a_config_error() {
+    let (_sim, s) = start(small(), "");
+    let o = s.cmd(&["sync", "p.toml"]).env("SIM_INSTANTLY_KEY", format!("{KEY}\r")).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
+    assert!(err.contains("SIM_INSTANTLY_KEY") && err.contains("control character"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
+
+    s.write(".env", &format!("# settings\nOTHER=1\nSIM_INSTANTLY_KEY {KEY}\n"));
+    let o = s.cmd(&["sync", "p.toml"]).env_remove("SIM_INSTANTLY_KEY").output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
+    assert!(err.contains(".env") && err.contains("line 3"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
+}
+
+#[test]
+fn a_name_resolves_to_the_local_toml_and_the_first_line_says_which_file_and_database() {
+    let s = Scratch::new();
+    s.write("synthetic.toml", &synthetic_pipeline("local", "data/local.db", "records = 10"));
+    let o = s.run(&["sync", "synthetic"]);
+    expect_code(&o, 0);
+    let err = text(&o).1;
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("synthetic.toml") && first.contains("local.db"), "{err}");
+    assert!(s.path("data/local.db").exists());
+    // Without the file, the name is the connector's built-in default, and the line says so.
+    std::fs::remove_file(s.path("synthetic.toml")).unwrap();
+    let o = s.run(&["sync", "synthetic"]);
+    expect_code(&o, 0);
+    let err = text(&o).1;
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("default pipeline") && first.contains("data/synthetic.db"), "{err}");
+}
