@@ -303,7 +303,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
     let mut sink = open_sink(&config, Access::ReadOnly)?;
     sink.init().await?;
     if args.errors {
-        let rows = sink.recent_errors(args.batch.as_deref(), args.limit).await?;
+        let rows = sink.recent_errors(&config.name, args.batch.as_deref(), args.limit).await?;
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         } else if rows.is_empty() {
@@ -319,7 +319,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
             .iter()
             .find(|r| r.batch_id == *batch || r.batch_id.starts_with(batch.as_str()))
             .ok_or_else(|| CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name)))?;
-        let errors = sink.recent_errors(Some(&run.batch_id), 50).await?;
+        let errors = sink.recent_errors(&config.name, Some(&run.batch_id), 50).await?;
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&json!({"run": run, "errors": errors})).unwrap_or_default());
         } else {
@@ -439,7 +439,7 @@ async fn prune(
         None => (config.logging.retention_days.cutoff(now), config.logging.sync_logs_retention_days.cutoff(now)),
     };
     let rows = match rows_before {
-        Some(before) => sink.prune_logs(before).await?,
+        Some(before) => sink.prune_logs(&config.name, before).await?,
         None => 0,
     };
     let files = match files_before {

@@ -291,11 +291,17 @@ pub trait Sink: Send {
     /// Recent runs, newest first.
     async fn recent_runs(&mut self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, SinkError>;
 
-    /// Recent `sync_logs` rows at WARN or ERROR, newest first, optionally for one run.
-    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError>;
+    /// Recent `sync_logs` rows of `pipeline` at WARN or ERROR, newest first, optionally
+    /// for one run. Other pipelines sharing the database are never shown.
+    async fn recent_errors(
+        &mut self,
+        pipeline: &str,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError>;
 
-    /// Deletes `sync_logs` rows older than `before`; returns how many.
-    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError>;
+    /// Deletes `pipeline`'s `sync_logs` rows older than `before`; returns how many.
+    async fn prune_logs(&mut self, pipeline: &str, before: DateTime<Utc>) -> Result<u64, SinkError>;
 }
 
 /// What a command may do to the sink's storage, decided when it is opened.

@@ -63,6 +63,11 @@ ferry_core::inventory::submit! {
 type StateMap = BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>;
 
 impl JsonlSink {
+    /// The batch ids of `pipeline`'s runs: its rows in the shared log file.
+    fn batches_of(&self, pipeline: &str) -> Result<std::collections::HashSet<String>, SinkError> {
+        Ok(self.runs()?.into_iter().filter(|r| r.pipeline == pipeline).map(|r| r.batch_id).collect())
+    }
+
     /// Opens (creating) the directory.
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -329,7 +334,13 @@ impl Sink for JsonlSink {
         Ok(runs)
     }
 
-    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
+    async fn recent_errors(
+        &mut self,
+        pipeline: &str,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError> {
+        let runs = self.batches_of(pipeline)?;
         let mut rows: Vec<LogRow> = self
             .read_lines("_ferry_logs.jsonl")?
             .into_iter()
@@ -345,19 +356,21 @@ impl Sink for JsonlSink {
                     created_at: ts_opt(&get("created_at")).unwrap_or_default(),
                 })
             })
-            .filter(|r| batch_id.is_none_or(|b| r.batch_id == b))
+            .filter(|r| batch_id.is_none_or(|b| r.batch_id == b) && runs.contains(&r.batch_id))
             .collect();
         rows.reverse();
         rows.truncate(limit);
         Ok(rows)
     }
 
-    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
+    async fn prune_logs(&mut self, pipeline: &str, before: DateTime<Utc>) -> Result<u64, SinkError> {
+        let runs = self.batches_of(pipeline)?;
         let lines = self.read_lines("_ferry_logs.jsonl")?;
         let cutoff = ts_text(before);
-        let (keep, drop): (Vec<Value>, Vec<Value>) = lines
-            .into_iter()
-            .partition(|v| v.get("created_at").and_then(Value::as_str).is_none_or(|c| c >= cutoff.as_str()));
+        let (keep, drop): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| {
+            let ours = v.get("batch_id").and_then(Value::as_str).is_some_and(|b| runs.contains(b));
+            !ours || v.get("created_at").and_then(Value::as_str).is_none_or(|c| c >= cutoff.as_str())
+        });
         if drop.is_empty() {
             return Ok(0);
         }

@@ -29,7 +29,10 @@ use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
-const MIGRATIONS: &[(&str, &str)] = &[("0001_framework", include_str!("../../migrations/postgres/0001_framework.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_framework", include_str!("../../migrations/postgres/0001_framework.sql")),
+    ("0002_sync_logs_pipeline", include_str!("../../migrations/postgres/0002_sync_logs_pipeline.sql")),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,7 +287,8 @@ async fn insert_logs(tx: &Transaction<'_>, stmts: &mut Statements, logs: &[LogRo
     let stmt = stmts
         .get(
             tx,
-            "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sync_logs (batch_id, pipeline, level, step, message, meta, created_at)
+             VALUES ($1, (SELECT pipeline FROM sync_runs WHERE batch_id = $1), $2, $3, $4, $5, $6)",
         )
         .await
         .map_err(|e| pg("writing sync_logs", e))?;
@@ -837,13 +841,19 @@ impl Sink for PostgresSink {
         Ok(rows.iter().map(run_record).collect())
     }
 
-    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
+    async fn recent_errors(
+        &mut self,
+        pipeline: &str,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError> {
         let rows = self
             .client
             .query(
                 "SELECT batch_id, level, step, message, meta, created_at FROM sync_logs
-                 WHERE level IN ('WARN', 'ERROR') AND ($1::text IS NULL OR batch_id = $1) ORDER BY id DESC LIMIT $2",
-                &[&batch_id, &(limit.min(i64::MAX as usize) as i64)],
+                 WHERE level IN ('WARN', 'ERROR') AND ($1::text IS NULL OR batch_id = $1) AND pipeline = $3
+                 ORDER BY id DESC LIMIT $2",
+                &[&batch_id, &(limit.min(i64::MAX as usize) as i64), &pipeline],
             )
             .await
             .map_err(|e| pg("reading sync_logs", e))?;
@@ -860,9 +870,9 @@ impl Sink for PostgresSink {
             .collect())
     }
 
-    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
+    async fn prune_logs(&mut self, pipeline: &str, before: DateTime<Utc>) -> Result<u64, SinkError> {
         self.client
-            .execute("DELETE FROM sync_logs WHERE created_at < $1", &[&before])
+            .execute("DELETE FROM sync_logs WHERE created_at < $1 AND pipeline = $2", &[&before, &pipeline])
             .await
             .map_err(|e| pg("pruning sync_logs", e))
     }

@@ -28,7 +28,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Framework migrations, in order.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_framework", include_str!("../../migrations/sqlite/0001_framework.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_framework", include_str!("../../migrations/sqlite/0001_framework.sql")),
+    ("0002_sync_logs_pipeline", include_str!("../../migrations/sqlite/0002_sync_logs_pipeline.sql")),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -888,7 +891,8 @@ fn upsert_batch(
 
 fn insert_logs(tx: &Transaction<'_>, logs: &[LogRow]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO sync_logs (batch_id, pipeline, level, step, message, meta, created_at)
+         VALUES (?1, (SELECT pipeline FROM sync_runs WHERE batch_id = ?1), ?2, ?3, ?4, ?5, ?6)",
     )?;
     for l in logs {
         stmt.execute(params![l.batch_id, l.level, l.step, l.message, l.meta.to_string(), ts_text(l.created_at)])?;
@@ -1209,7 +1213,12 @@ impl Sink for SqliteSink {
         })
     }
 
-    async fn recent_errors(&mut self, batch_id: Option<&str>, limit: usize) -> Result<Vec<LogRow>, SinkError> {
+    async fn recent_errors(
+        &mut self,
+        pipeline: &str,
+        batch_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, SinkError> {
         self.taken_over()?;
         if self.blank {
             return Ok(Vec::new());
@@ -1218,12 +1227,15 @@ impl Sink for SqliteSink {
             let mut stmt = self
                 .conn
                 .prepare(
+                    // By run, not by the pipeline column: a file read-only from before that
+                    // column existed is read the same way.
                     "SELECT batch_id, level, step, message, meta, created_at FROM sync_logs
                      WHERE level IN ('WARN', 'ERROR') AND (?1 IS NULL OR batch_id = ?1)
+                       AND batch_id IN (SELECT batch_id FROM sync_runs WHERE pipeline = ?3)
                      ORDER BY id DESC LIMIT ?2",
                 )
                 .map_err(|e| SinkError::db("reading sync_logs", e))?;
-            stmt.query_map(params![batch_id, limit as i64], |r| {
+            stmt.query_map(params![batch_id, limit.min(i64::MAX as usize) as i64, pipeline], |r| {
                 let meta: Option<String> = r.get(4)?;
                 Ok(LogRow {
                     batch_id: r.get(0)?,
@@ -1239,11 +1251,14 @@ impl Sink for SqliteSink {
         })
     }
 
-    async fn prune_logs(&mut self, before: DateTime<Utc>) -> Result<u64, SinkError> {
+    async fn prune_logs(&mut self, pipeline: &str, before: DateTime<Utc>) -> Result<u64, SinkError> {
         self.taken_over()?;
         blocking(|| {
             self.conn
-                .execute("DELETE FROM sync_logs WHERE created_at < ?1", [ts_text(before)])
+                .execute(
+                    "DELETE FROM sync_logs WHERE created_at < ?1 AND pipeline = ?2",
+                    params![ts_text(before), pipeline],
+                )
                 .map(|n| n as u64)
                 .map_err(|e| SinkError::db("pruning sync_logs", e))
         })

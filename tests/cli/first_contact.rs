@@ -396,3 +396,35 @@ fn a_name_resolves_to_the_local_toml_and_the_first_line_says_which_file_and_data
     let first = err.lines().next().unwrap_or_default();
     assert!(first.contains("default pipeline") && first.contains("data/synthetic.db"), "{err}");
 }
+
+#[test]
+fn pipelines_sharing_a_database_never_see_or_prune_each_others_logs() {
+    let s = Scratch::new();
+    s.write(
+        "a.toml",
+        &synthetic_pipeline("alpha", "data/shared.db", "records = 20\nfail_stream = \"users\"\nfail_after = 5"),
+    );
+    s.write("b.toml", &synthetic_pipeline("beta", "data/shared.db", "records = 20"));
+    expect_code(&s.run(&["sync", "a.toml", "-q"]), 3);
+    expect_code(&s.run(&["sync", "b.toml", "-q"]), 0);
+    let db = s.db("data/shared.db");
+    // A database from before the column: the migration fills it from the runs.
+    db.execute_batch(
+        "DROP INDEX idx_sync_logs_pipeline; ALTER TABLE sync_logs DROP COLUMN pipeline; \
+         DELETE FROM ferry_migrations WHERE version = '0002_sync_logs_pipeline';",
+    )
+    .unwrap();
+    expect_code(&s.run(&["init", "b.toml"]), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline IS NULL"), 0);
+    assert!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'alpha'") > 0);
+
+    let errors_of = |p: &str| text(&s.run(&["status", p, "--errors", "--json"])).0;
+    assert!(errors_of("a.toml").contains("synthetic failure point"));
+    assert!(!errors_of("b.toml").contains("synthetic failure point"), "{}", errors_of("b.toml"));
+
+    let beta_before = count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'beta'");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    expect_code(&s.run(&["logs", "prune", "a.toml", "--older-than", "1s"]), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'alpha'"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'beta'"), beta_before);
+}

@@ -83,9 +83,10 @@ fn retention_removes_old_files_and_rows_and_keeps_young_ones() {
     }
     let db = s.db("data/r.db");
     db.execute_batch(&format!(
-        "INSERT INTO sync_logs (batch_id, level, step, message, meta, created_at) VALUES
-         ('old', 'WARN', 'x', 'old', '{{}}', '{old_day}T00:00:00.000Z'),
-         ('young', 'WARN', 'x', 'young', '{{}}', '{young_day}T00:00:00.000Z');"
+        "INSERT INTO sync_logs (batch_id, pipeline, level, step, message, meta, created_at) VALUES
+         ('old', 'ret', 'WARN', 'x', 'old', '{{}}', '{old_day}T00:00:00.000Z'),
+         ('young', 'ret', 'WARN', 'x', 'young', '{{}}', '{young_day}T00:00:00.000Z'),
+         ('other', 'another-pipeline', 'WARN', 'x', 'not ours', '{{}}', '{old_day}T00:00:00.000Z');"
     ))
     .unwrap();
     let o = s.run(&["logs", "prune", "p.toml", "--older-than", "30d"]);
@@ -96,6 +97,7 @@ fn retention_removes_old_files_and_rows_and_keeps_young_ones() {
     assert!(s.path(&format!("logs/{young_day}.jsonl")).exists());
     assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE batch_id = 'old'"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE batch_id = 'young'"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE batch_id = 'other'"), 1, "another pipeline's row");
 
     // After each run the configured limits apply: 2 days for files and rows here.
     let mut p = synthetic_pipeline("ret", "data/r.db", "records = 10");
