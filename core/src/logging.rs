@@ -269,6 +269,10 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
     let mut guards = Vec::new();
     let mut open = |dir: &Path, suffix: &str| -> std::io::Result<Mutex<NonBlocking>> {
         std::fs::create_dir_all(dir)?;
+        // A line torn by a full disk or a kill must not swallow the next event: today's
+        // file continues on a fresh line.
+        let today = dir.join(format!("{}.{suffix}", Utc::now().format("%Y-%m-%d")));
+        fresh_line(&today)?;
         let appender = RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_suffix(suffix)
@@ -294,6 +298,26 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
     let layer = TierLayer { console: console.enabled, jsonl, errors, console_level: console.level };
     tracing_subscriber::registry().with(layer.with_filter(filter)).try_init().map_err(std::io::Error::other)?;
     Ok(LogGuard { _guards: guards })
+}
+
+/// Appends a newline to `path` when it exists and does not end with one.
+pub fn fresh_line(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::OpenOptions::new().read(true).append(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Deletes daily log files (`YYYY-MM-DD.jsonl`, `errors/YYYY-MM-DD.log`) dated before

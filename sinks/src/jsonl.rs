@@ -60,6 +60,39 @@ ferry_core::inventory::submit! {
     }
 }
 
+/// Truncates a file back to its last newline: a line torn by a full disk or a kill was
+/// never acknowledged (its batch's state was not saved), so the next append must not
+/// glue a record onto it.
+fn cut_torn_tail(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut first = true;
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk[..n])?;
+        if first && chunk[n - 1] == b'\n' {
+            return Ok(());
+        }
+        first = false;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            tracing::warn!(step = "write", file = %path.display(), bytes = len - keep, "cut a torn last line (a write that never completed)");
+            return f.set_len(keep);
+        }
+        end = start;
+    }
+    tracing::warn!(step = "write", file = %path.display(), bytes = len, "cut a torn first line (a write that never completed)");
+    f.set_len(0)
+}
+
 type StateMap = BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>;
 
 impl JsonlSink {
@@ -84,6 +117,7 @@ impl JsonlSink {
         let path = self.dir.join(name);
         let mut f =
             OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io("opening JSONL file", e))?;
+        cut_torn_tail(&path).map_err(|e| io("repairing a torn last line", e))?;
         let mut buf = Vec::new();
         for l in lines {
             buf.extend_from_slice(l.as_bytes());

@@ -428,3 +428,37 @@ fn pipelines_sharing_a_database_never_see_or_prune_each_others_logs() {
     assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'alpha'"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM sync_logs WHERE pipeline = 'beta'"), beta_before);
 }
+
+#[test]
+fn a_torn_last_line_is_cut_before_the_next_append_and_logs_start_on_a_fresh_line() {
+    let s = Scratch::new();
+    let p = synthetic_pipeline("torn", "unused", "records = 50\npage_size = 10")
+        .replace("type = \"sqlite\"\npath = \"unused\"", "type = \"jsonl\"\ndir = \"out\"");
+    s.write("p.toml", &p);
+    expect_code(&s.run(&["sync", "p.toml", "-q", "--streams", "users"]), 0);
+    let users = std::fs::read_dir(s.path("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("users"))
+        .unwrap();
+    // A full disk stopped a write mid-record: the next run must not glue a record onto it.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&users).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"id\":777,\"na").unwrap();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let log = s.path(&format!("logs/{today}.jsonl"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"torn-marker").unwrap();
+    expect_code(&s.run(&["sync", "p.toml", "-q", "--streams", "users", "--all"]), 0);
+    let text_ = std::fs::read_to_string(&users).unwrap();
+    for line in text_.lines() {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "unparsable line: {line}");
+    }
+    assert_eq!(text_.lines().count(), 100, "both runs' records, nothing glued");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let after_tear = log_text.split("torn-marker").nth(1).unwrap();
+    assert!(after_tear.starts_with('\n'), "the next event starts on a fresh line");
+    for line in after_tear.lines().filter(|l| !l.is_empty()) {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "unparsable log line: {line}");
+    }
+}

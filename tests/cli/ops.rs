@@ -147,6 +147,24 @@ fn automation_recipes_are_valid() {
     let at = words.iter().position(|w| w.ends_with("ferry")).unwrap();
     let parsed = cli::Cli::try_parse_from(&words[at..]).expect("the workflow runs a valid ferry command");
     assert!(matches!(parsed.command, cli::Command::Sync(_)));
+    // Every cache step keeps what SQLite needs: the database and its -wal (a cancelled run
+    // leaves committed batches there).
+    let cached: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/cache")))
+        .map(|s| s["with"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(cached.len(), 2, "restore and save");
+    for path in cached {
+        for file in ["data/instantly.db", "data/instantly.db-wal", "data/instantly.db-shm"] {
+            let covers = path.lines().map(str::trim).any(|p| {
+                p == file
+                    || file.starts_with(&format!("{}/", p.trim_end_matches('/')))
+                    || p.strip_suffix('*').is_some_and(|prefix| file.starts_with(prefix))
+            });
+            assert!(covers, "the cache path `{path}` leaves out {file}");
+        }
+    }
     let env = &steps.iter().find(|s| s["run"].as_str() == Some(runs[0])).unwrap()["env"];
     assert_eq!(env["INSTANTLY_API_KEY"].as_str(), Some("${{ secrets.INSTANTLY_API_KEY }}"));
 
