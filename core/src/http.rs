@@ -295,19 +295,30 @@ pub struct HttpClient {
     config: Arc<ClientConfig>,
     limiter: Arc<Limiter>,
     metrics: Arc<HttpMetrics>,
+    /// Set by the first answer that holds for every later request of the run (credentials
+    /// rejected, host unreachable): the other streams fail at once with it instead of
+    /// each asking again.
+    fatal: Arc<std::sync::OnceLock<HttpError>>,
 }
 
 enum Attempt {
     Done(Value),
-    Retry { wait: Option<Duration>, reason: String, status: Option<u16> },
+    Retry {
+        wait: Option<Duration>,
+        reason: String,
+        status: Option<u16>,
+    },
     Fail(HttpError),
+    /// A failure no other request of the run can avoid (see `HttpClient::fatal`).
+    Fatal(HttpError),
 }
 
 /// Parses `Retry-After`: delta seconds or an HTTP date.
 pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        // Negative, infinite or absurd values fall back to the normal backoff.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     Some((at.with_timezone(&chrono::Utc) - now).to_std().unwrap_or(Duration::ZERO))
@@ -328,7 +339,7 @@ impl HttpClient {
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
         let limiter = Arc::new(Limiter::new(&config.budgets));
-        Ok(HttpClient { inner, config: Arc::new(config), limiter, metrics: Arc::default() })
+        Ok(HttpClient { inner, config: Arc::new(config), limiter, metrics: Arc::default(), fatal: Arc::default() })
     }
 
     /// The shared counters.
@@ -347,12 +358,23 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if let Some(e) = self.fatal.get() {
+                return Err(HttpError {
+                    status: e.status,
+                    endpoint: req.endpoint(),
+                    message: format!("not requested: {}", e.message),
+                });
+            }
             let waited = self.limiter.acquire(&req.budgets).await;
             self.metrics.limiter_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             self.metrics.requests.fetch_add(1, Ordering::Relaxed);
             match self.attempt(req).await {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(e) => return Err(e),
+                Attempt::Fatal(e) => {
+                    let _ = self.fatal.set(e.clone());
+                    return Err(e);
+                }
                 Attempt::Retry { wait, reason, status } => {
                     if status == Some(429) {
                         self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -422,6 +444,18 @@ impl HttpClient {
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
+                // Nothing listens there, or the name does not resolve: retrying will not
+                // help, and every stream would find the same.
+                if let Some(why) = unreachable(&e) {
+                    return Attempt::Fatal(HttpError {
+                        status: None,
+                        endpoint: req.endpoint(),
+                        message: format!(
+                            "cannot reach {} ({why}): check base_url and that the server (or simulator) is running",
+                            self.config.base_url
+                        ),
+                    });
+                }
                 let kind = if e.is_timeout() {
                     "timed out"
                 } else if e.is_connect() {
@@ -502,22 +536,62 @@ impl HttpClient {
                 reason: format!("server error ({status}){}", detail()),
                 status: Some(status),
             },
-            401 => {
-                fail(format!("{} rejected the credentials (401){}: {}", hints.service, detail(), hints.unauthorized))
-            }
-            402 => fail(format!(
-                "{} refused with 402 Payment Required{}: {}",
-                hints.service,
-                detail(),
-                hints.payment_required
-            )),
-            403 if json.is_err() => fail(format!("{endpoint}: 403 with a non-JSON body: {}", hints.proxy_block)),
+            // Rejected credentials, an unpaid workspace and a proxy in the way hold for every
+            // request of the run: the other streams stop at once instead of asking again. A
+            // JSON 403 may concern one endpoint's scope only, so it stays with its stream.
+            401 => Attempt::Fatal(HttpError {
+                status: Some(status),
+                endpoint: endpoint.clone(),
+                message: format!(
+                    "{} rejected the credentials (401){}: {}",
+                    hints.service,
+                    detail(),
+                    hints.unauthorized
+                ),
+            }),
+            402 => Attempt::Fatal(HttpError {
+                status: Some(status),
+                endpoint: endpoint.clone(),
+                message: format!(
+                    "{} refused with 402 Payment Required{}: {}",
+                    hints.service,
+                    detail(),
+                    hints.payment_required
+                ),
+            }),
+            403 if json.is_err() => Attempt::Fatal(HttpError {
+                status: Some(status),
+                endpoint: endpoint.clone(),
+                message: format!("{endpoint}: 403 with a non-JSON body: {}", hints.proxy_block),
+            }),
             403 => fail(format!("{endpoint}: forbidden (403){}: {}", detail(), hints.forbidden)),
             404 => fail(format!("{endpoint}: not found (404){}; check base_url", detail())),
             408 => Attempt::Retry { wait: retry_after, reason: "request timeout (408)".into(), status: Some(408) },
             _ => fail(format!("{endpoint}: rejected with {status}{}", detail())),
         }
     }
+}
+
+/// Why a request could not even connect, when that will not change by retrying:
+/// connection refused or a host name that does not resolve.
+fn unreachable(e: &reqwest::Error) -> Option<&'static str> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some("connection refused");
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return Some("the host name does not resolve");
+        }
+        src = s.source();
+    }
+    None
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

@@ -462,3 +462,36 @@ fn a_torn_last_line_is_cut_before_the_next_append_and_logs_start_on_a_fresh_line
         assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "unparsable log line: {line}");
     }
 }
+
+#[test]
+fn an_unreachable_host_fails_fast_with_one_message_naming_base_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&base, "data/i.db", ""));
+    let started = std::time::Instant::now();
+    let o = s.cmd(&["sync", "p.toml"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(err.contains(&base) && err.contains("connection refused") && err.contains("running"), "{err}");
+    assert!(!err.contains("retrying"), "{err}");
+    // Each independent stream says it once (read failed, stream failed); no retries.
+    assert!(err.matches("cannot reach").count() <= 8, "{err}");
+    let started = std::time::Instant::now();
+    let o = s.cmd(&["check", "p.toml"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "check took {:?}", started.elapsed());
+}
+
+#[test]
+fn rejected_credentials_stop_every_stream_after_one_answer() {
+    let (sim, s) = start(small(), "");
+    let o = s.cmd(&["sync", "p.toml", "--json"]).env("SIM_INSTANTLY_KEY", "wrong-key-1234").output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let rejected = sim.sim.requests().len();
+    // The streams that start at once may each send one request; nothing after the first 401.
+    assert!(rejected <= 3, "{rejected} requests after the key was rejected");
+    assert!(err.contains("401"), "{err}");
+}
