@@ -86,6 +86,21 @@ pub struct Limiter {
     budgets: BTreeMap<String, Vec<(Duration, DefaultDirectRateLimiter)>>,
 }
 
+/// Checks named budgets from a pipeline file: a rate of 0 would mean "no limit" to the
+/// limiter and is refused (leave the key out to keep the default).
+pub fn check_budgets(connector: &str, budgets: &BTreeMap<String, Budget>) -> Result<(), String> {
+    for (name, b) in budgets {
+        for (key, v) in [("per_second", b.per_second), ("per_minute", b.per_minute)] {
+            if v == Some(0) {
+                return Err(format!(
+                    "{connector}: [source.rate_limits.{name}] {key} = 0 would stop every request: use a positive rate, or remove the line for the default"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Limiter {
     /// Builds the limiter from named budgets (zero or missing rates are ignored).
     pub fn new(budgets: &BTreeMap<String, Budget>) -> Self {

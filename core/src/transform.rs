@@ -91,8 +91,20 @@ impl Transform for DropFields {
     }
 }
 
+/// An empty `fields` list would make a transform that does nothing, silently.
+fn require_fields(s: &Settings, kind: &str, fields: &[String]) -> Result<(), ConfigError> {
+    if fields.is_empty() {
+        return Err(s.invalid(
+            "fields",
+            format!("{kind}: fields = [] names no field: list at least one, or remove the transform"),
+        ));
+    }
+    Ok(())
+}
+
 fn build_drop(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
     let c: FieldsConfig = s.parse()?;
+    require_fields(s, "drop_fields", &c.fields)?;
     Ok(Box::new(DropFields(c.fields)))
 }
 
@@ -132,6 +144,7 @@ impl Transform for HashFields {
 
 fn build_hash(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
     let c: HashConfig = s.parse()?;
+    require_fields(s, "hash_fields", &c.fields)?;
     Ok(Box::new(HashFields { fields: c.fields, salt: c.salt.map(|s| s.expose().to_owned()).unwrap_or_default() }))
 }
 

@@ -495,3 +495,31 @@ fn rejected_credentials_stop_every_stream_after_one_answer() {
     assert!(rejected <= 3, "{rejected} requests after the key was rejected");
     assert!(err.contains("401"), "{err}");
 }
+
+#[test]
+fn a_zero_rate_an_empty_field_list_and_a_future_start_date_are_refused() {
+    let s = Scratch::new();
+    let base = "http://127.0.0.1:9/api/v2";
+    for (extra, expect) in [
+        ("[source.rate_limits.workspace]\nper_second = 0", "per_second = 0"),
+        ("start_date = \"2099-01-01\"", "in the future"),
+    ] {
+        let p = pipeline(base, "data/i.db", "").replace("[source.rate_limits.workspace]\nper_second = 1000\n", "");
+        let p = if extra.starts_with('[') {
+            p.replace("[sink]", &format!("{extra}\n\n[sink]"))
+        } else {
+            p.replace("api_key = \"${SIM_INSTANTLY_KEY}\"", &format!("api_key = \"${{SIM_INSTANTLY_KEY}}\"\n{extra}"))
+        };
+        s.write("p.toml", &p);
+        let o = s.cmd(&["sync", "p.toml"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra}\n{out}\n{err}");
+        assert!(err.contains(expect), "{extra}: {err}");
+    }
+    let p = synthetic_pipeline("f", "data/p.db", "records = 10")
+        .replace("[sink]", "[[transforms]]\ntype = \"drop_fields\"\nfields = []\n\n[sink]");
+    s.write("p.toml", &p);
+    let o = s.run(&["sync", "p.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("fields = []") && text(&o).1.contains("line "), "{}", text(&o).1);
+}

@@ -96,6 +96,7 @@ impl HubspotConfig {
         let mut budgets = BTreeMap::new();
         budgets.insert(APP.to_owned(), Budget { per_second: Some(per_10s / 10), per_minute: None });
         budgets.insert(SEARCH.to_owned(), Budget { per_second: Some(5), per_minute: None });
+        ferry_core::http::check_budgets("hubspot", &self.rate_limits).map_err(ConfigError::Other)?;
         for (name, b) in std::mem::take(&mut self.rate_limits) {
             if name != APP && name != SEARCH {
                 return Err(ConfigError::Other(format!(

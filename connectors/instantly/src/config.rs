@@ -84,6 +84,7 @@ impl InstantlyConfig {
                 }
             }
         }
+        ferry_core::http::check_budgets("instantly", &self.rate_limits).map_err(ConfigError::Other)?;
         let mut budgets = default_budgets();
         for (name, b) in std::mem::take(&mut self.rate_limits) {
             if name != WORKSPACE && name != EMAILS {
@@ -101,8 +102,14 @@ impl InstantlyConfig {
                 self.base_url
             )));
         }
-        ferry_core::window::parse_date(&self.start_date)
+        let start = ferry_core::window::parse_date(&self.start_date)
             .map_err(|e| ConfigError::Other(format!("instantly: start_date: {e}")))?;
+        if start > chrono::Utc::now() {
+            return Err(ConfigError::Other(format!(
+                "instantly: start_date = \"{}\" is in the future: nothing would be fetched; use a past date",
+                self.start_date
+            )));
+        }
         Ok(self)
     }
 }
