@@ -128,8 +128,13 @@ pub fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<l
         (false, None) => LevelFilter::INFO,
     };
     let dir = config.map(|c| c.logging.dir.as_path());
-    logging::init(dir, ConsoleOptions { enabled: true, level })
-        .map_err(|e| CliError::failed(anyhow!("cannot open the log directory: {e}")))
+    logging::init(dir, ConsoleOptions { enabled: true, level }).map_err(|e| {
+        let at = dir.map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_owned()).display().to_string());
+        CliError::failed(anyhow!(
+            "cannot open the log directory {}: {e}; check [logging] dir names a writable directory",
+            at.unwrap_or_default()
+        ))
+    })
 }
 
 async fn init(spec: &str) -> Result<u8> {
@@ -314,11 +319,29 @@ async fn status(args: StatusArgs) -> Result<u8> {
         return Ok(0);
     }
     if let Some(batch) = &args.batch {
+        let batch = batch.trim();
+        if batch.is_empty() {
+            return Err(CliError::usage(anyhow!(
+                "--batch needs a batch id (or a unique prefix of one); see `ferry status`"
+            )));
+        }
         let runs = sink.recent_runs(&config.name, usize::MAX >> 1).await?;
-        let run = runs
-            .iter()
-            .find(|r| r.batch_id == *batch || r.batch_id.starts_with(batch.as_str()))
-            .ok_or_else(|| CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name)))?;
+        let matching: Vec<_> = runs.iter().filter(|r| r.batch_id == batch || r.batch_id.starts_with(batch)).collect();
+        let run = match matching.as_slice() {
+            [] => return Err(CliError::usage(anyhow!("no run {batch} in pipeline {}", config.name))),
+            [one] => *one,
+            many => match many.iter().find(|r| r.batch_id == batch) {
+                Some(exact) => *exact,
+                None => {
+                    return Err(CliError::usage(anyhow!(
+                        "--batch {batch} matches {} runs of {} ({}, ...): give more characters",
+                        many.len(),
+                        config.name,
+                        many.iter().take(3).map(|r| r.batch_id.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            },
+        };
         let errors = sink.recent_errors(&config.name, Some(&run.batch_id), 50).await?;
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&json!({"run": run, "errors": errors})).unwrap_or_default());

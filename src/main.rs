@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(commands::dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            output::emit_err(&format!("error: {}\n", ferry_core::secret::redact(&format!("{:#}", e.error))));
+            output::emit_err(&format!("error: {}\n", ferry_core::secret::redact(&output::chain(&e.error))));
             e.code
         }
     };

@@ -206,7 +206,11 @@ pub fn errors(rows: &[LogRow]) -> String {
                 l.meta.get("stream").and_then(|s| s.as_str()).unwrap_or("").to_owned(),
                 l.step.clone(),
                 l.message.clone(),
-                l.meta.get("error").and_then(|s| s.as_str()).unwrap_or("").to_owned(),
+                ["error", "reason"]
+                    .iter()
+                    .find_map(|k| l.meta.get(*k).and_then(|s| s.as_str()))
+                    .unwrap_or("")
+                    .to_owned(),
             ]
         })
         .collect();
@@ -225,4 +229,18 @@ pub fn emit(text: &str) {
 pub fn emit_err(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the message
+/// already holds (`cannot read p.toml: No such file or directory (os error 2)` once).
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

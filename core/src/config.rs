@@ -73,7 +73,7 @@ impl Settings {
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let detail = inner.message().trim().to_owned();
+            let detail = plain_types(inner.message().trim());
             let message = if path.is_empty() || path == "." { detail.clone() } else { format!("`{path}`: {detail}") };
             let leaf = path.rsplit('.').next().filter(|p| !p.is_empty() && *p != "?");
             let key = backticked_after(&detail, "unknown field")
@@ -90,6 +90,27 @@ impl Settings {
             }
         })
     }
+}
+
+/// serde's Rust type names in a message, in words a user of a TOML file knows.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("usize", "a whole number"),
+        ("u64", "a whole number"),
+        ("u32", "a whole number"),
+        ("u16", "a whole number"),
+        ("u8", "a whole number"),
+        ("i64", "a whole number"),
+        ("i32", "a whole number"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+        ("a sequence", "a list"),
+        ("a map", "a table"),
+    ] {
+        out = out.replace(&format!("expected {rust}"), &format!("expected {plain}"));
+    }
+    out
 }
 
 fn backticked_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
@@ -317,7 +338,7 @@ impl PipelineConfig {
     /// Parses pipeline text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let raw: RawFile = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { file: file.to_owned(), message: e.to_string().trim().to_owned() })?;
+            .map_err(|e| ConfigError::Parse { file: file.to_owned(), message: plain_types(e.to_string().trim()) })?;
         let shared: std::sync::Arc<str> = text.into();
         let invalid =
             |message: String| ConfigError::Invalid { file: file.to_owned(), location: String::new(), message };

@@ -82,14 +82,18 @@ impl Pipeline {
     /// [`Access::DryRun`]).
     pub fn build_with(config: PipelineConfig, select: Option<&[String]>, access: Access) -> Result<Self, EngineError> {
         let registry = Registry::global()?;
-        let connector = registry.connector(&config.connector)?;
+        // Names that are not registered point at their line in the file.
+        let connector =
+            registry.connector(&config.connector).map_err(|e| config.source.invalid("connector", e.to_string()))?;
         let streams = select_streams(registry, &config, select)?;
         let mut transforms = Vec::new();
         for t in &config.transforms {
-            let descriptor = registry.transform(&t.kind)?;
+            let descriptor = registry.transform(&t.kind).map_err(|e| t.settings.invalid("type", e.to_string()))?;
             if let Some(names) = &t.streams {
                 for n in names {
-                    registry.stream(&config.connector, n)?;
+                    registry
+                        .stream(&config.connector, n)
+                        .map_err(|e| t.settings.invalid("streams", format!("[[transforms]] streams: {e}")))?;
                 }
             }
             transforms.push(BoundTransform {
@@ -315,6 +319,7 @@ pub async fn run(
     let started_at = Utc::now();
     let batch_id = uuid::Uuid::now_v7().to_string();
     logging::set_batch_id(&batch_id);
+    logging::set_pipeline(&pipeline.config.name);
     let name = pipeline.config.name.clone();
     let mode =
         if options.dry_run { format!("{}+dry-run", options.mode.as_str()) } else { options.mode.as_str().to_owned() };
@@ -343,7 +348,7 @@ pub async fn run(
         }
     };
     if let LockOutcome::TookOver { batch_id: stale, heartbeat_at } = &lock {
-        warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process stopped sending heartbeats)");
+        warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process is gone or stopped sending heartbeats)");
     }
     let stream_names: Vec<&str> = pipeline.streams.iter().map(|s| s.name).collect();
     info!(
@@ -402,28 +407,24 @@ pub async fn run(
     });
     let stats = serde_json::to_value(&report).unwrap_or(Value::Null);
     let msg = format!("sync finished: {}", status.as_str());
-    if status == RunStatus::Ok {
-        info!(
-            step = step::END,
-            status = status.as_str(),
-            inserted = totals.inserted,
-            updated = totals.updated,
-            unchanged = totals.unchanged,
-            failed = totals.failed,
-            duration_ms = report.duration_ms,
-            "{msg}"
-        );
-    } else {
-        warn!(
-            step = step::END,
-            status = status.as_str(),
-            inserted = totals.inserted,
-            updated = totals.updated,
-            unchanged = totals.unchanged,
-            failed = totals.failed,
-            duration_ms = report.duration_ms,
-            "{msg}"
-        );
+    macro_rules! end_event {
+        ($level:ident) => {
+            $level!(
+                step = step::END,
+                status = status.as_str(),
+                inserted = totals.inserted,
+                updated = totals.updated,
+                unchanged = totals.unchanged,
+                failed = totals.failed,
+                duration_ms = report.duration_ms,
+                "{msg}"
+            )
+        };
+    }
+    match status {
+        RunStatus::Ok => end_event!(info),
+        RunStatus::Failed => end_event!(error),
+        _ => end_event!(warn),
     }
     let end = RunEnd { batch_id, status: status.as_str().into(), finished_at: Utc::now(), stats };
     pipeline.sink.end_run(&end, logging::drain_db_rows()).await?;

@@ -72,6 +72,13 @@ pub fn set_batch_id(id: &str) {
     *BATCH_ID.write().unwrap_or_else(|e| e.into_inner()) = id.to_owned();
 }
 
+static PIPELINE: RwLock<String> = RwLock::new(String::new());
+
+/// Sets the pipeline named on every line of the errors file from now on.
+pub fn set_pipeline(name: &str) {
+    *PIPELINE.write().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+}
+
 fn batch_id() -> String {
     BATCH_ID.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
@@ -168,16 +175,33 @@ pub fn human_line(e: &LogEvent, with_date: bool) -> String {
     }
     line.push_str(&e.message);
     for (k, v) in &e.meta {
-        match v {
-            Value::String(s) => {
-                let _ = write!(line, " {k}={s}");
-            }
-            other => {
-                let _ = write!(line, " {k}={other}");
-            }
-        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = write!(line, " {k}={}", logfmt_value(&text));
     }
     line
+}
+
+/// A logfmt value: bare when it has no space, quote or `=`, else quoted with `"` and `\`
+/// escaped, so `key=value` pairs split unambiguously.
+fn logfmt_value(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=' || c == '\\') {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    std::borrow::Cow::Owned(out)
 }
 
 /// Where console lines go instead of stderr while something else owns the terminal.
@@ -226,7 +250,16 @@ impl<S: Subscriber> Layer<S> for TierLayer {
         if level == Level::ERROR
             && let Some(w) = &self.errors
         {
-            let line = human_line(&e, true) + "\n";
+            // Each line names its pipeline and run, so a shared errors file can be read alone.
+            let pipeline = PIPELINE.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut line = human_line(&e, true);
+            if !pipeline.is_empty() {
+                line.push_str(&format!(" pipeline={}", logfmt_value(&pipeline)));
+            }
+            if !e.batch_id.is_empty() {
+                line.push_str(&format!(" batch_id={}", e.batch_id));
+            }
+            line.push('\n');
             let _ = w.lock().unwrap_or_else(|e| e.into_inner()).write_all(line.as_bytes());
         }
         if level <= Level::WARN || DB_STEPS.contains(&e.step.as_str()) {

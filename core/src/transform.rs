@@ -226,7 +226,7 @@ fn build_filter(s: &Settings) -> Result<Box<dyn Transform>, ConfigError> {
         (None, Some(v), None) => Predicate::NotEquals(to_json(v)?),
         (None, None, Some(b)) => Predicate::Exists(b),
         _ => {
-            return Err(ConfigError::Other("filter: set exactly one of `equals`, `not_equals` or `exists`".into()));
+            return Err(s.invalid("field", "filter: set exactly one of `equals`, `not_equals` or `exists`".into()));
         }
     };
     Ok(Box::new(Filter { field: c.field, predicate }))

@@ -242,6 +242,17 @@ impl SqliteSink {
             std::fs::create_dir_all(parent).map_err(|e| cannot(&e))?;
         }
         let conn = Connection::open(path).map_err(|e| cannot(&e))?;
+        // A file that is not a database (or is damaged) says so, not "check the directory".
+        let cannot = |e: &rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                SinkError::Open(format!(
+                    "{} is not a SQLite database, or it is damaged ({}): point [sink] path at another file, or restore it from a backup",
+                    path.display(),
+                    sqlite_reason(e)
+                ))
+            }
+            _ => cannot(&sqlite_reason(e)),
+        };
         conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;")
             .map_err(|e| cannot(&e))?;
@@ -270,6 +281,13 @@ impl SqliteSink {
         };
         let conn = read_only_connection(path).map_err(|e| cannot(&e))?;
         conn.busy_timeout(busy_timeout).map_err(|e| cannot(&e))?;
+        if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+            return Err(SinkError::Open(format!(
+                "{} is not a SQLite database, or it is damaged ({}): check [sink] path",
+                path.display(),
+                sqlite_reason(&e)
+            )));
+        }
         Ok(SqliteSink {
             checkpointer: None,
             conn,

@@ -523,3 +523,54 @@ fn a_zero_rate_an_empty_field_list_and_a_future_start_date_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
     assert!(text(&o).1.contains("fields = []") && text(&o).1.contains("line "), "{}", text(&o).1);
 }
+
+#[test]
+fn messages_name_the_file_the_line_and_what_to_do() {
+    let s = Scratch::new();
+    let good = synthetic_pipeline("msg", "data/p.db", "records = 10");
+    s.write("unknown.toml", &good.replace("connector = \"synthetic\"", "connector = \"synthetc\""));
+    s.write("types.toml", &good.replace("concurrency = 4", "concurrency = \"four\""));
+    s.write("transform.toml", &good.replace("[sink]", "[[transforms]]\ntype = \"filter\"\nfield = \"id\"\n\n[sink]"));
+    s.write("notadb.db", "just text, not a database\n");
+    s.write("notadb.toml", &good.replace("data/p.db", "notadb.db"));
+    s.write("p.toml", &good);
+    let mut transcript = String::new();
+    let mut run = |args: &[&str]| {
+        let o = s.run(args);
+        let stderr = text(&o).1;
+        let err = stderr.split_once("error:").map(|(_, e)| format!("error:{e}")).unwrap_or_default();
+        transcript.push_str(&format!("$ ferry {}\nexit {}\n{}\n", args.join(" "), o.status.code().unwrap_or(-1), err));
+    };
+    run(&["sync", "unknown.toml"]);
+    run(&["sync", "types.toml"]);
+    run(&["sync", "transform.toml"]);
+    run(&["sync", "missing.toml"]);
+    run(&["status", "notadb.toml"]);
+    run(&["sync", "notadb.toml", "-q"]);
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    run(&["status", "p.toml", "--batch", ""]);
+    let transcript = transcript.replace(&s.dir.path().display().to_string(), "<dir>");
+    assert!(!transcript.contains("(os error 2): No such file"), "{transcript}");
+    assert!(!transcript.contains("usize"), "{transcript}");
+    insta::assert_snapshot!("first_contact_messages", transcript);
+}
+
+#[test]
+fn console_lines_are_logfmt_and_the_errors_file_names_pipeline_and_run() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("fmt", "data/p.db", "records = 20\nfail_stream = \"users\"\nfail_after = 5"));
+    let o = s.run(&["sync", "p.toml"]);
+    expect_code(&o, 3);
+    let err = text(&o).1;
+    let failed = err.lines().find(|l| l.contains("stream read failed")).unwrap();
+    // Values with spaces are quoted: every key=value pair splits unambiguously.
+    assert!(failed.contains("error=\"synthetic failure point"), "{failed}");
+    let summary_level = err.lines().find(|l| l.contains("sync finished")).unwrap();
+    assert!(summary_level.contains("WARN"), "partial is a warning: {summary_level}");
+    let errors_dir = s.path("logs/errors");
+    let file = std::fs::read_dir(errors_dir).unwrap().next().unwrap().unwrap().path();
+    let errors = std::fs::read_to_string(file).unwrap();
+    for line in errors.lines() {
+        assert!(line.contains("pipeline=fmt") && line.contains("batch_id="), "{line}");
+    }
+}
