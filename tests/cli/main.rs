@@ -21,3 +21,4 @@ mod postgres;
 mod registry;
 mod simulator;
 mod sync;
+mod time_flags;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -37,6 +37,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "campaigns with their all-time analytics (under `analytics`)",
         legacy_key: &[],
     }
