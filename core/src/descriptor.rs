@@ -233,3 +233,47 @@ impl StreamDescriptor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::TimeFlag;
+
+    const COLUMNS: &[Column] = &[Column::key("id", SqlType::Text, "id")];
+
+    fn stream(mode: SyncMode, time_flags: TimeFlagSupport) -> StreamDescriptor {
+        StreamDescriptor {
+            connector: "c",
+            name: "s",
+            table: "c_s",
+            primary_key: &["id"],
+            columns: COLUMNS,
+            mode,
+            partitioning: Partitioning::None,
+            default_lookback_days: 0,
+            time_flags,
+            description: "",
+            legacy_key: &[],
+        }
+    }
+
+    #[test]
+    fn time_flags_follow_the_mode_and_the_declaration() {
+        let dated = SyncMode::Incremental { cursor_field: "updated_at" };
+        let s = stream(dated, TimeFlagSupport { rollback: true, window: false });
+        assert_eq!(s.flag_use(TimeFlag::Rollback), FlagUse::Honoured);
+        for f in [TimeFlag::From, TimeFlag::To, TimeFlag::Last] {
+            assert_eq!(s.flag_use(f), FlagUse::Refused);
+        }
+        assert_eq!(s.time_flags_summary(), "--rollback (refused: --from/--to, --last)");
+        assert_eq!(
+            stream(dated, TimeFlagSupport::NONE).time_flags_summary(),
+            "refused: --rollback, --from/--to, --last"
+        );
+        let whole = stream(SyncMode::Snapshot, TimeFlagSupport::NONE);
+        assert_eq!(whole.flag_use(TimeFlag::Rollback), FlagUse::Ignored);
+        assert!(whole.validate().is_ok());
+        let incoherent = stream(SyncMode::FullRefresh, TimeFlagSupport::ALL);
+        assert!(incoherent.validate().unwrap_err().contains("full-refresh"));
+    }
+}

@@ -57,6 +57,8 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "byte offset" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        // The cursor is a byte offset, not a date: ferry refuses --rollback, --from/--to
+        // and --last for this stream rather than ignoring them.
         time_flags: TimeFlagSupport::NONE,
         description: "one record per line",
         legacy_key: &[],
