@@ -272,4 +272,15 @@ fn rollback_refetches_the_dated_streams_from_the_date_and_reports_the_others() {
         assert_eq!(logged, 1, "{line}");
     }
     assert_eq!(notices.len(), 5, "{notices:?}");
+
+    // The cursors end where a fresh sync leaves them.
+    let fresh = Scratch::new();
+    fresh.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    sync(&fresh, &[]);
+    let cursors = |db: &rusqlite::Connection| {
+        state(db).into_iter().map(|r| r.split('|').take(4).collect::<Vec<_>>().join("|")).collect::<Vec<_>>()
+    };
+    let rolled = cursors(&db);
+    assert!(rolled.iter().any(|c| c.contains("'emails'")) && rolled.iter().any(|c| c.contains("'daily_analytics'")));
+    assert_eq!(rolled, cursors(&fresh.db("data/i.db")));
 }
