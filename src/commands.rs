@@ -95,10 +95,17 @@ fn connectors() -> Result<u8> {
                         format!("per {by}, after {stream}")
                     }
                 };
-                vec![format!("  {}", s.name), s.table.to_owned(), s.primary_key.join(", "), s.mode.to_string(), part]
+                vec![
+                    format!("  {}", s.name),
+                    s.table.to_owned(),
+                    s.primary_key.join(", "),
+                    s.mode.to_string(),
+                    part,
+                    s.time_flags_summary(),
+                ]
             })
             .collect();
-        out.push_str(&output::table(&["  stream", "table", "key", "mode", "partitions"], &rows));
+        out.push_str(&output::table(&["  stream", "table", "key", "mode", "partitions", "time flags"], &rows));
         out.push('\n');
     }
     out.push_str("transforms:\n");
@@ -241,14 +248,6 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     }
     let bars = bars_wanted.then(|| crate::progress::Bars::new(pipeline.source.metrics()));
 
-    let mut state_overrides = Vec::new();
-    if let Some(at) = plan.rollback {
-        for s in &pipeline.streams {
-            if let Some(cursor) = pipeline.source.cursor_at(s, at) {
-                state_overrides.push((s.name.to_owned(), "*".to_owned(), Some(cursor)));
-            }
-        }
-    }
     let arguments = json!({
         "streams": args.streams,
         "dry_run": args.dry_run,
@@ -265,7 +264,8 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         dry_run: args.dry_run,
         arguments,
         wait_for_lock: args.wait,
-        state_overrides,
+        rollback: plan.rollback,
+        flags: plan.flags.clone(),
         progress: bars.clone().map(|b| b as std::sync::Arc<dyn ferry_core::engine::Progress>),
         ..RunOptions::default()
     };

@@ -83,6 +83,9 @@ pub fn summary(r: &RunReport) -> String {
             let _ = writeln!(out, "{name}: {e}");
         }
     }
+    for n in &r.notices {
+        let _ = writeln!(out, "note: {n}");
+    }
     if let Some(h) = &r.http {
         let _ = writeln!(
             out,

@@ -82,6 +82,54 @@ impl fmt::Display for SyncMode {
     }
 }
 
+impl SyncMode {
+    /// The kind of mode, as messages name it: `full-refresh`, `snapshot`, `incremental`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncMode::FullRefresh => "full-refresh",
+            SyncMode::Snapshot => "snapshot",
+            SyncMode::Incremental { .. } => "incremental",
+        }
+    }
+
+    /// Whether the stream is fetched whole every run (full refresh and snapshots).
+    pub fn is_whole(&self) -> bool {
+        !matches!(self, SyncMode::Incremental { .. })
+    }
+}
+
+/// The time flags of `ferry sync` an incremental stream honours, declared by its
+/// connector. Full-refresh and snapshot streams declare [`TimeFlagSupport::NONE`]: they
+/// are fetched whole every run, so the flags have no use for them and are reported as
+/// ignored. An incremental stream refuses (before anything is fetched) a flag it does
+/// not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeFlagSupport {
+    /// `--rollback`: `Source::cursor_at` gives the stream's cursor for a date.
+    pub rollback: bool,
+    /// `--from/--to/--last`: reads honour `ReadRequest::window` and leave the cursor alone.
+    pub window: bool,
+}
+
+impl TimeFlagSupport {
+    /// Honours none (every full-refresh or snapshot stream, and incremental streams whose
+    /// cursor is not a date).
+    pub const NONE: TimeFlagSupport = TimeFlagSupport { rollback: false, window: false };
+    /// Honours `--rollback`, `--from/--to` and `--last`.
+    pub const ALL: TimeFlagSupport = TimeFlagSupport { rollback: true, window: true };
+}
+
+/// What a stream does with a time flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagUse {
+    /// The stream honours it.
+    Honoured,
+    /// The stream is fetched whole every run; the flag has no use for it (reported).
+    Ignored,
+    /// The stream cannot honour it; the run is refused.
+    Refused,
+}
+
 /// Whether and how a stream is split into partitions read concurrently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partitioning {
@@ -134,6 +182,8 @@ pub struct StreamDescriptor {
     pub partitioning: Partitioning,
     /// Days re-read behind the cursor on each incremental run (analytics get revised).
     pub default_lookback_days: u32,
+    /// The time flags the stream honours (`--rollback`, `--from/--to/--last`).
+    pub time_flags: TimeFlagSupport,
     /// One line for `ferry connectors`.
     pub description: &'static str,
     /// Taking over a table an older tool wrote: for each key column that table lacks, an
@@ -149,6 +199,29 @@ impl StreamDescriptor {
         self.primary_key.iter().filter_map(|k| self.columns.iter().find(|c| c.name == *k))
     }
 
+    /// What the stream does with `flag`: from its sync mode and its declared support.
+    pub fn flag_use(&self, flag: crate::window::TimeFlag) -> FlagUse {
+        if self.mode.is_whole() {
+            return FlagUse::Ignored;
+        }
+        let honoured = if flag.is_window() { self.time_flags.window } else { self.time_flags.rollback };
+        if honoured { FlagUse::Honoured } else { FlagUse::Refused }
+    }
+
+    /// The time flags, for `ferry connectors`: those honoured, refused or ignored.
+    pub fn time_flags_summary(&self) -> String {
+        if self.mode.is_whole() {
+            return format!("ignored ({}: fetched whole)", self.mode.kind());
+        }
+        let flags = [("--rollback", self.time_flags.rollback), ("--from/--to, --last", self.time_flags.window)];
+        let names = |honoured: bool| flags.iter().filter(|f| f.1 == honoured).map(|f| f.0).collect::<Vec<_>>();
+        match (names(true), names(false)) {
+            (yes, no) if no.is_empty() => yes.join(", "),
+            (yes, no) if yes.is_empty() => format!("refused: {}", no.join(", ")),
+            (yes, no) => format!("{} (refused: {})", yes.join(", "), no.join(", ")),
+        }
+    }
+
     /// Checks the descriptor is coherent: the key names columns, names are valid SQL
     /// identifiers, no column repeats.
     pub fn validate(&self) -> Result<(), String> {
@@ -161,6 +234,12 @@ impl StreamDescriptor {
                 return Err(format!("primary key `{k}` is not a declared column"));
             }
         }
+        if self.mode.is_whole() && self.time_flags != TimeFlagSupport::NONE {
+            return Err(format!(
+                "a {} stream is fetched whole every run and cannot honour time flags: declare TimeFlagSupport::NONE",
+                self.mode.kind()
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for c in self.columns {
             crate::ident::validate(c.name).map_err(|e| format!("column: {e}"))?;
@@ -172,5 +251,49 @@ impl StreamDescriptor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::TimeFlag;
+
+    const COLUMNS: &[Column] = &[Column::key("id", SqlType::Text, "id")];
+
+    fn stream(mode: SyncMode, time_flags: TimeFlagSupport) -> StreamDescriptor {
+        StreamDescriptor {
+            connector: "c",
+            name: "s",
+            table: "c_s",
+            primary_key: &["id"],
+            columns: COLUMNS,
+            mode,
+            partitioning: Partitioning::None,
+            default_lookback_days: 0,
+            time_flags,
+            description: "",
+            legacy_key: &[],
+        }
+    }
+
+    #[test]
+    fn time_flags_follow_the_mode_and_the_declaration() {
+        let dated = SyncMode::Incremental { cursor_field: "updated_at" };
+        let s = stream(dated, TimeFlagSupport { rollback: true, window: false });
+        assert_eq!(s.flag_use(TimeFlag::Rollback), FlagUse::Honoured);
+        for f in [TimeFlag::From, TimeFlag::To, TimeFlag::Last] {
+            assert_eq!(s.flag_use(f), FlagUse::Refused);
+        }
+        assert_eq!(s.time_flags_summary(), "--rollback (refused: --from/--to, --last)");
+        assert_eq!(
+            stream(dated, TimeFlagSupport::NONE).time_flags_summary(),
+            "refused: --rollback, --from/--to, --last"
+        );
+        let whole = stream(SyncMode::Snapshot, TimeFlagSupport::NONE);
+        assert_eq!(whole.flag_use(TimeFlag::Rollback), FlagUse::Ignored);
+        assert!(whole.validate().is_ok());
+        let incoherent = stream(SyncMode::FullRefresh, TimeFlagSupport::ALL);
+        assert!(incoherent.validate().unwrap_err().contains("full-refresh"));
     }
 }

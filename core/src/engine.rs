@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::PipelineConfig;
-use crate::descriptor::{Partitioning, StreamDescriptor};
+use crate::descriptor::{FlagUse, Partitioning, StreamDescriptor};
 use crate::error::{ConfigError, SinkError};
 use crate::logging::{self, step};
 use crate::record::Record;
@@ -22,7 +22,7 @@ use crate::registry::Registry;
 use crate::sink::{Access, LockOutcome, RunEnd, RunStart, Sink, SinkRecord, StateUpdate, WriteBatch, WriteStats};
 use crate::source::{Checkpoint, Partition, ReadRequest, RunMode, Source};
 use crate::transform::Transform;
-use crate::window::TimeWindow;
+use crate::window::{TimeFlag, TimeWindow};
 
 /// Why a run could not start (the run itself reports stream failures in its report).
 #[derive(Debug, thiserror::Error)]
@@ -177,8 +177,12 @@ pub struct RunOptions {
     pub heartbeat_every: Duration,
     /// Wait for a held lock instead of failing (polls until free).
     pub wait_for_lock: bool,
-    /// Cursors to reset before reading (`--rollback`): stream, partition, new cursor.
-    pub state_overrides: Vec<(String, String, Option<Value>)>,
+    /// Reset the saved cursors of the streams that honour `--rollback` to this date
+    /// (`Source::cursor_at`) before reading.
+    pub rollback: Option<DateTime<Utc>>,
+    /// The time flags given, to name them in refusals and notices (those implied by
+    /// `window` and `rollback` are added when missing).
+    pub flags: Vec<TimeFlag>,
     /// Live progress display.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -193,7 +197,8 @@ impl Default for RunOptions {
             stale_after: Duration::from_secs(120),
             heartbeat_every: Duration::from_secs(10),
             wait_for_lock: false,
-            state_overrides: Vec::new(),
+            rollback: None,
+            flags: Vec::new(),
             progress: None,
         }
     }
@@ -281,7 +286,107 @@ pub struct RunReport {
     /// HTTP counters of the source, when it has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::http::HttpMetricsSnapshot>,
+    /// Time flags a stream had no use for (`--rollback ignored for full-refresh stream
+    /// owners: ...`), one line per stream.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
+
+/// A time flag a stream has no use for, reported once per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagNotice {
+    /// The stream.
+    pub stream: &'static str,
+    /// `--from, --to ignored for full-refresh stream users: ...`.
+    pub message: String,
+}
+
+/// Checks the run's time flags against every selected stream, before anything is read.
+/// A flag an incremental stream does not honour refuses the run; full-refresh and
+/// snapshot streams are fetched whole anyway, so each of them gets one notice naming the
+/// flags it ignores.
+pub fn check_time_flags(
+    streams: &[&'static StreamDescriptor],
+    flags: &[TimeFlag],
+) -> Result<Vec<FlagNotice>, ConfigError> {
+    let refuses = |s: &StreamDescriptor| flags.iter().any(|f| s.flag_use(*f) == FlagUse::Refused);
+    let mut notices = Vec::new();
+    for &s in streams {
+        let with = |u: FlagUse| flags.iter().filter(|f| s.flag_use(**f) == u).map(|f| f.as_str()).collect::<Vec<_>>();
+        let refused = with(FlagUse::Refused).join(", ");
+        if !refused.is_empty() {
+            let others: Vec<&str> =
+                streams.iter().filter(|o| o.name != s.name && !refuses(o)).map(|o| o.name).collect();
+            let hint = if others.is_empty() {
+                format!("run without {refused}")
+            } else {
+                format!("leave the stream out with --streams {}, or run without {refused}", others.join(","))
+            };
+            return Err(ConfigError::TimeFlagRefused {
+                flags: refused,
+                stream: s.name.to_owned(),
+                connector: s.connector.to_owned(),
+                mode: s.mode.to_string(),
+                hint,
+            });
+        }
+        let ignored = with(FlagUse::Ignored);
+        if !ignored.is_empty() {
+            notices.push(FlagNotice {
+                stream: s.name,
+                message: format!(
+                    "{} ignored for {} stream {}: it is fetched whole every run",
+                    ignored.join(", "),
+                    s.mode.kind(),
+                    s.name
+                ),
+            });
+        }
+    }
+    Ok(notices)
+}
+
+/// The run's time flags: those given plus any implied by the window or the rollback date.
+fn run_flags(options: &RunOptions) -> Vec<TimeFlag> {
+    let mut flags = options.flags.clone();
+    let implied = [
+        (TimeFlag::Rollback, options.rollback.is_some()),
+        (TimeFlag::From, options.window.from.is_some() && !flags.contains(&TimeFlag::Last)),
+        (TimeFlag::To, options.window.to.is_some()),
+    ];
+    for (flag, implied) in implied {
+        if implied && !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    }
+    flags.sort();
+    flags
+}
+
+/// Cursors to set before reading (`--rollback`): for each stream that honours it, the
+/// cursor its connector gives for the date (every partition).
+fn rollback_overrides(pipeline: &Pipeline, at: Option<DateTime<Utc>>) -> Result<Vec<StateOverride>, ConfigError> {
+    let Some(at) = at else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for &s in &pipeline.streams {
+        if s.flag_use(TimeFlag::Rollback) != FlagUse::Honoured {
+            continue;
+        }
+        match pipeline.source.cursor_at(s, at) {
+            Some(cursor) => out.push((s.name.to_owned(), "*".to_owned(), Some(cursor))),
+            None => {
+                return Err(ConfigError::Other(format!(
+                    "stream {} ({}) declares that it honours --rollback but its connector gives no cursor for a date (a bug in the connector): run without --rollback",
+                    s.name, s.connector
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A saved cursor to replace: stream, partition (`*` for all), new cursor (`None` clears).
+type StateOverride = (String, String, Option<Value>);
 
 enum Msg {
     Batch {
@@ -324,6 +429,10 @@ pub async fn run(
     let mode =
         if options.dry_run { format!("{}+dry-run", options.mode.as_str()) } else { options.mode.as_str().to_owned() };
 
+    // Time flags are checked before anything is created or fetched.
+    let notices = check_time_flags(&pipeline.streams, &run_flags(&options))?;
+    let overrides = rollback_overrides(pipeline, options.rollback)?;
+
     let sink = &mut pipeline.sink;
     sink.init().await?;
     sink.prepare(&pipeline.streams).await?;
@@ -360,8 +469,11 @@ pub async fn run(
         arguments = %options.arguments,
         "sync started"
     );
+    for n in &notices {
+        warn!(step = "flags", stream = n.stream, "{}", n.message);
+    }
 
-    let result = drive(pipeline, &options, &batch_id, cancel.clone()).await;
+    let result = drive(pipeline, &options, &overrides, &batch_id, cancel.clone()).await;
     let (streams, interrupted, timed_out) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -400,6 +512,7 @@ pub async fn run(
         duration_ms: started.elapsed().as_millis() as u64,
         streams,
         http,
+        notices: notices.into_iter().map(|n| n.message).collect(),
     };
     let totals = report.streams.values().fold(WriteStats::default(), |mut acc, s| {
         acc.add(&s.stats);
@@ -436,20 +549,21 @@ type DriveResult = (BTreeMap<String, StreamReport>, bool, bool);
 async fn drive(
     pipeline: &mut Pipeline,
     options: &RunOptions,
+    overrides: &[StateOverride],
     batch_id: &str,
     cancel: CancellationToken,
 ) -> Result<DriveResult, SinkError> {
     let name = pipeline.config.name.clone();
     let sink = &mut pipeline.sink;
 
-    if !options.state_overrides.is_empty() && !options.dry_run {
+    if !overrides.is_empty() && !options.dry_run {
         // The old cursors go to sync_logs (with this run's batch id) before they change.
         for e in sink.load_state(&name).await? {
-            if options.state_overrides.iter().any(|(s, p, _)| *s == e.stream && (p == "*" || *p == e.partition)) {
+            if overrides.iter().any(|(s, p, _)| *s == e.stream && (p == "*" || *p == e.partition)) {
                 warn!(step = "rollback", stream = %e.stream, partition = %e.partition, old_cursor = %e.cursor, "saved cursor reset");
             }
         }
-        let n = sink.set_state(&name, batch_id, options.state_overrides.clone()).await?;
+        let n = sink.set_state(&name, batch_id, overrides.to_vec()).await?;
         info!(step = "state", cursors = n, "saved cursors reset before reading");
     }
     let mut state: HashMap<(String, String), Value> = HashMap::new();
@@ -458,7 +572,7 @@ async fn drive(
             state.insert((e.stream, e.partition), e.cursor);
         }
         if options.dry_run {
-            for (stream, partition, cursor) in &options.state_overrides {
+            for (stream, partition, cursor) in overrides {
                 match cursor {
                     Some(c) => state.insert((stream.clone(), partition.clone()), c.clone()),
                     None => state.remove(&(stream.clone(), partition.clone())),

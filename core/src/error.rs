@@ -51,6 +51,21 @@ pub enum ConfigError {
         /// Registered names.
         available: String,
     },
+    /// A time flag (`--rollback`, `--from`, `--to`, `--last`) that a selected incremental
+    /// stream cannot honour; the run is refused before anything is fetched.
+    #[error("{flags} cannot be honoured by stream {stream} ({connector}, {mode}): {hint}")]
+    TimeFlagRefused {
+        /// The refused flags, as typed (`--from, --to`).
+        flags: String,
+        /// The stream.
+        stream: String,
+        /// Its connector.
+        connector: String,
+        /// Its sync mode (`incremental on seq`).
+        mode: String,
+        /// What to do instead.
+        hint: String,
+    },
     /// Anything else the user must fix.
     #[error("{0}")]
     Other(String),

@@ -131,6 +131,43 @@ pub fn parse_last(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
     Period::parse(text)?.before(now).map_err(|e| format!("`{text}` {e}"))
 }
 
+/// One time flag of `ferry sync`, for checking it against what a stream honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimeFlag {
+    /// `--rollback`: reset saved cursors to a date, then sync forward.
+    Rollback,
+    /// `--from`: the window's lower bound.
+    From,
+    /// `--to`: the window's upper bound.
+    To,
+    /// `--last`: a window ending now.
+    Last,
+}
+
+impl TimeFlag {
+    /// The flag as typed (`--rollback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeFlag::Rollback => "--rollback",
+            TimeFlag::From => "--from",
+            TimeFlag::To => "--to",
+            TimeFlag::Last => "--last",
+        }
+    }
+
+    /// Whether the flag bounds the run's window (`--from`, `--to`, `--last`) rather than
+    /// resetting cursors.
+    pub fn is_window(self) -> bool {
+        self != TimeFlag::Rollback
+    }
+}
+
+impl std::fmt::Display for TimeFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The time flags of `ferry sync`, as typed.
 #[derive(Debug, Clone, Default)]
 pub struct TimeFlags {
@@ -155,6 +192,8 @@ pub struct TimePlan {
     pub window: TimeWindow,
     /// Reset saved cursors to this date first.
     pub rollback: Option<DateTime<Utc>>,
+    /// The flags given (not `--all`), in the order `--rollback`, `--from`, `--to`, `--last`.
+    pub flags: Vec<TimeFlag>,
 }
 
 impl TimeFlags {
@@ -207,10 +246,17 @@ impl TimeFlags {
             Some(start) => TimeWindow { from: Some(start), to: None },
             None => TimeWindow { from, to },
         };
+        let given = [
+            (TimeFlag::Rollback, &self.rollback),
+            (TimeFlag::From, &self.from),
+            (TimeFlag::To, &self.to),
+            (TimeFlag::Last, &self.last),
+        ];
         Ok(TimePlan {
             mode: if self.all { crate::source::RunMode::Full } else { crate::source::RunMode::Incremental },
             window,
             rollback,
+            flags: given.into_iter().filter(|(_, v)| v.is_some()).map(|(f, _)| f).collect(),
         })
     }
 }
@@ -264,6 +310,10 @@ mod tests {
         assert_eq!(p.window.from, Some(parse_date("2025-10-01T12:00:00Z").unwrap()));
         let p = f(false, None, None, None, Some("2025-10-25")).resolve(now()).unwrap();
         assert_eq!(p.rollback, Some(parse_date("2025-10-25").unwrap()));
+        assert_eq!(p.flags, [TimeFlag::Rollback]);
+        let p = f(false, Some("2025-10-01"), Some("2025-10-05"), None, None).resolve(now()).unwrap();
+        assert_eq!(p.flags, [TimeFlag::From, TimeFlag::To]);
+        assert!(f(true, None, None, None, None).resolve(now()).unwrap().flags.is_empty());
         assert_eq!(f(true, None, None, None, None).resolve(now()).unwrap().mode, crate::source::RunMode::Full);
     }
 

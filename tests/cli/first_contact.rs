@@ -263,7 +263,7 @@ fn one_duration_grammar_everywhere() {
     assert!(text(&o).1.contains("has no unit"), "{}", text(&o).1);
     // `--older-than` takes months like `--last` does.
     expect_code(&s.run(&["logs", "prune", "p.toml", "--older-than", "1m"]), 0);
-    expect_code(&s.run(&["sync", "p.toml", "-q", "--last=90min"]), 0);
+    expect_code(&s.run(&["sync", "p.toml", "-q", "--streams", "users", "--last=90min"]), 0);
     let help = text(&s.run(&["sync", "--help"])).0;
     assert!(help.contains("(m =") && help.contains("calendar months"), "{help}");
 }

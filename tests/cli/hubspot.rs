@@ -207,3 +207,215 @@ fn check_reports_a_bad_token() {
     let o = s.cmd(&["check", "p.toml"]).env("HS_TOKEN", TOKEN).output().unwrap();
     expect_code(&o, 0);
 }
+
+/// The stored `raw_json` of every row of `table`, by id.
+fn stored(db: &rusqlite::Connection, table: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    rows(db, table).into_iter().map(|(id, raw)| (id, serde_json::from_str(&raw).unwrap())).collect()
+}
+
+const OBJECT_TABLES: [(ObjectType, &str); 3] = [
+    (ObjectType::Contacts, "hubspot_contacts"),
+    (ObjectType::Companies, "hubspot_companies"),
+    (ObjectType::Deals, "hubspot_deals"),
+];
+
+#[test]
+fn records_archived_before_the_first_sync_keep_every_property_or_the_pipelines_list() {
+    let cfg = SimConfig { contacts: 40, companies: 20, deals: 30, custom_properties: 120, ..SimConfig::default() };
+    let hs = Hs::start(cfg);
+    // Archived before ferry ever saw them: only the archived listing returns them.
+    hs.sim.mutate(MutateSpec { archive_contacts: 3, archive_companies: 2, archive_deals: 4, ..MutateSpec::default() });
+    let d = hs.sim.dataset();
+    assert_eq!(d.archived.deals[0]["properties"].as_object().unwrap().len(), 129);
+
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base));
+    sync(&s, &[]);
+    let db = s.db("data/h.db");
+    for (t, table) in OBJECT_TABLES {
+        let rows = stored(&db, table);
+        assert_eq!(d.archived.get(t).len(), d.archived_ids.get(t).len());
+        for o in d.archived.get(t) {
+            let id = o["id"].as_str().unwrap();
+            assert_eq!(&rows[id], o, "{table} {id}: archived record stored without all its properties");
+        }
+    }
+
+    // A pipeline's `properties` list applies to archived records too: exactly those (and
+    // the three HubSpot always returns).
+    let wanted = [
+        (ObjectType::Contacts, vec!["email", "phone", "custom_003"]),
+        (ObjectType::Companies, vec!["name", "city", "custom_050"]),
+        (ObjectType::Deals, vec!["dealname", "hubspot_owner_id", "custom_007", "custom_120"]),
+    ];
+    let list = |v: &[&str]| v.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    let properties = wanted.iter().map(|(t, v)| format!("{t} = [{}]\n", list(v))).collect::<String>();
+    let p = pipeline(&hs.base)
+        .replace("data/h.db", "data/listed.db")
+        .replace("[sink]", &format!("[source.properties]\n{properties}[sink]"));
+    s.write("p.toml", &p);
+    sync(&s, &[]);
+    let db = s.db("data/listed.db");
+    for (t, names) in &wanted {
+        let table = OBJECT_TABLES.iter().find(|(x, _)| x == t).unwrap().1;
+        let rows = stored(&db, table);
+        let mut expected: BTreeSet<&str> = names.iter().copied().collect();
+        expected.extend(["createdate", t.modified_property(), "hs_object_id"]);
+        for o in d.archived.get(*t) {
+            let id = o["id"].as_str().unwrap();
+            let props = rows[id]["properties"].as_object().unwrap();
+            assert_eq!(props.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected, "{table} {id}");
+            for (k, v) in props {
+                assert_eq!(v, &o["properties"][k], "{table} {id} {k}");
+            }
+        }
+    }
+}
+
+/// The filters of the first group of every search of `object`, in request order.
+fn search_filters(hs: &Hs, object: ObjectType) -> Vec<Vec<(String, String, String)>> {
+    let path = format!("/crm/v3/objects/{object}/search");
+    hs.sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| {
+            let body = r.body.clone().unwrap_or_default();
+            body["filterGroups"][0]["filters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|f| {
+                    let s = |k: &str| f[k].as_str().unwrap_or_default().to_owned();
+                    (s("propertyName"), s("operator"), s("value"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Live objects of `t` whose last modification falls in `[from, to)`.
+fn modified_between(
+    d: &ferry_hubspot::sim::Dataset,
+    t: ObjectType,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    d.objects
+        .get(t)
+        .iter()
+        .filter(|o| {
+            let at: chrono::DateTime<chrono::Utc> = o["updatedAt"].as_str().unwrap().parse().unwrap();
+            at >= from && at < to
+        })
+        .count()
+}
+
+fn logged(db: &rusqlite::Connection, batch: &str, needle: &str) -> i64 {
+    count(db, &format!("SELECT count(*) FROM sync_logs WHERE batch_id = '{batch}' AND message LIKE '%{needle}%'"))
+}
+
+fn notices(summary: &serde_json::Value) -> Vec<String> {
+    summary["notices"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn midnight(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    day.and_hms_opt(0, 0, 0).unwrap().and_utc()
+}
+
+#[test]
+fn rollback_searches_again_from_the_date_and_leaves_cursors_where_a_fresh_sync_would() {
+    let hs = Hs::start(SimConfig::default());
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base));
+    sync(&s, &[]);
+    hs.sim.mutate(MutateSpec { update_contacts: 5, update_companies: 2, update_deals: 3, ..MutateSpec::default() });
+    sync(&s, &[]);
+
+    let day = (hs.sim.now() - chrono::Duration::days(60)).date_naive();
+    hs.sim.clear_requests();
+    let r = sync(&s, &[&format!("--rollback={day}")]);
+    // The pipeline's lookback (1 minute) applies behind the rolled-back cursor as behind any.
+    let since = midnight(day) - chrono::Duration::minutes(1);
+    let d = hs.sim.dataset();
+    for (t, _) in OBJECT_TABLES {
+        let searches = search_filters(&hs, t);
+        assert!(!searches.is_empty(), "{t}: no search after --rollback");
+        let from = (t.modified_property().to_owned(), "GTE".to_owned(), since.timestamp_millis().to_string());
+        assert_eq!(searches[0][0], from, "{t}: the search starts at the rollback date");
+        let expected = modified_between(&d, t, since, chrono::Utc::now());
+        assert!(expected > 10, "{t}: {expected}");
+        assert_eq!(r["streams"][t.as_str()]["records"].as_u64().unwrap() as usize, expected, "{t}");
+    }
+    // owners is fetched whole every run: the flag is reported, once, not silently dropped.
+    let n = notices(&r);
+    assert_eq!(n.iter().filter(|n| n.contains("ignored for full-refresh stream owners")).count(), 1, "{n:?}");
+    assert!(n.iter().all(|n| n.contains("--rollback")), "{n:?}");
+    let db = s.db("data/h.db");
+    assert_eq!(logged(&db, r["batch_id"].as_str().unwrap(), "ignored for full-refresh stream owners"), 1);
+
+    // A fresh sync of the same data leaves the same cursors.
+    let fresh = Scratch::new();
+    fresh.write("p.toml", &pipeline(&hs.base));
+    sync(&fresh, &[]);
+    let cursors = |db: &rusqlite::Connection| {
+        table_rows(db, "sync_state")
+            .into_iter()
+            .map(|r| r.split('|').take(4).collect::<Vec<_>>().join("|"))
+            .collect::<Vec<_>>()
+    };
+    let (rolled, fresh) = (cursors(&db), cursors(&fresh.db("data/h.db")));
+    assert_eq!(rolled.len(), 3, "{rolled:?}");
+    assert_eq!(rolled, fresh);
+}
+
+#[test]
+fn from_to_and_last_search_their_window_and_leave_cursors_alone() {
+    let hs = Hs::start(SimConfig::default());
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&hs.base));
+    sync(&s, &[]);
+    hs.sim.mutate(MutateSpec { update_contacts: 5, archive_contacts: 2, update_deals: 3, ..MutateSpec::default() });
+    let db = s.db("data/h.db");
+    let before = table_rows(&db, "sync_state");
+
+    let now = hs.sim.now();
+    let (from, to) = ((now - chrono::Duration::days(90)).date_naive(), (now - chrono::Duration::days(30)).date_naive());
+    hs.sim.clear_requests();
+    let r = sync(&s, &[&format!("--from={from}"), &format!("--to={to}")]);
+    assert_eq!(table_rows(&db, "sync_state"), before, "a window moved the saved cursors");
+    // --to names a day and includes it.
+    let (lo, hi) = (midnight(from), midnight(to) + chrono::Duration::days(1));
+    let d = hs.sim.dataset();
+    for (t, _) in OBJECT_TABLES {
+        let searches = search_filters(&hs, t);
+        assert!(!searches.is_empty(), "{t}: no search for the window");
+        let prop = t.modified_property().to_owned();
+        assert_eq!(searches[0][0], (prop.clone(), "GTE".into(), lo.timestamp_millis().to_string()), "{t}");
+        assert_eq!(searches[0][1], (prop, "LT".into(), hi.timestamp_millis().to_string()), "{t}");
+        // Archived records outside the window are not part of it either.
+        assert_eq!(r["streams"][t.as_str()]["records"].as_u64().unwrap() as usize, modified_between(&d, t, lo, hi));
+    }
+    let n = notices(&r);
+    assert!(
+        n.iter().any(|n| n.contains("--from")
+            && n.contains("--to")
+            && n.contains("ignored for full-refresh stream owners")),
+        "{n:?}"
+    );
+    assert_eq!(logged(&db, r["batch_id"].as_str().unwrap(), "ignored for full-refresh stream owners"), 1);
+
+    hs.sim.clear_requests();
+    let started = chrono::Utc::now();
+    sync(&s, &["--last=30d", "--streams", "contacts"]);
+    assert_eq!(table_rows(&db, "sync_state"), before, "--last moved the saved cursors");
+    let searches = search_filters(&hs, ObjectType::Contacts);
+    assert!(!searches.is_empty());
+    let gte: i64 = searches[0][0].2.parse().unwrap();
+    let expect = (started - chrono::Duration::days(30)).timestamp_millis();
+    assert!((gte - expect).abs() < 60_000, "{gte} vs {expect}");
+}

@@ -227,3 +227,60 @@ fn dry_run_counts_equal_the_real_run_and_change_nothing() {
     }
     assert!(real["streams"]["leads"]["inserted"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn rollback_refetches_the_dated_streams_from_the_date_and_reports_the_others() {
+    let (sim, s) = start(small(), "");
+    sync(&s, &[]);
+    sim.sim.mutate(MutateSpec::default());
+    sync(&s, &[]);
+    let day = (sim.sim.now() - chrono::Duration::days(5)).date_naive();
+    sim.sim.clear_requests();
+    let r = sync(&s, &[&format!("--rollback={day}")]);
+    let at = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let (mut emails, mut daily) = (0, 0);
+    for req in sim.sim.requests() {
+        let q = req.query.clone().unwrap_or_default();
+        if req.path.ends_with("/emails") && !q.contains("starting_after") {
+            emails += 1;
+            let min: DateTime<Utc> = param(&q, "min_timestamp_created").unwrap().parse().unwrap();
+            assert_eq!(min, at - chrono::Duration::hours(1), "emails from the date minus the overlap");
+        }
+        if req.path.ends_with("/analytics/daily") {
+            daily += 1;
+            assert_eq!(param(&q, "start_date").unwrap(), (day - chrono::Duration::days(7)).to_string(), "{q}");
+        }
+    }
+    assert!(emails == 1 && daily > 1, "{emails} {daily}");
+    let notices: Vec<String> =
+        r["notices"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
+    let db = s.db("data/i.db");
+    let batch = r["batch_id"].as_str().unwrap();
+    for (kind, stream) in [
+        ("full-refresh", "accounts"),
+        ("full-refresh", "campaigns"),
+        ("full-refresh", "leads"),
+        ("snapshot", "overview"),
+        ("snapshot", "steps"),
+    ] {
+        let line = format!("--rollback ignored for {kind} stream {stream}");
+        assert_eq!(notices.iter().filter(|n| n.contains(&line)).count(), 1, "{line}: {notices:?}");
+        let logged = count(
+            &db,
+            &format!("SELECT count(*) FROM sync_logs WHERE batch_id = '{batch}' AND message LIKE '%{line}%'"),
+        );
+        assert_eq!(logged, 1, "{line}");
+    }
+    assert_eq!(notices.len(), 5, "{notices:?}");
+
+    // The cursors end where a fresh sync leaves them.
+    let fresh = Scratch::new();
+    fresh.write("p.toml", &pipeline(&sim.base, "data/i.db", ""));
+    sync(&fresh, &[]);
+    let cursors = |db: &rusqlite::Connection| {
+        state(db).into_iter().map(|r| r.split('|').take(4).collect::<Vec<_>>().join("|")).collect::<Vec<_>>()
+    };
+    let rolled = cursors(&db);
+    assert!(rolled.iter().any(|c| c.contains("'emails'")) && rolled.iter().any(|c| c.contains("'daily_analytics'")));
+    assert_eq!(rolled, cursors(&fresh.db("data/i.db")));
+}

@@ -22,3 +22,4 @@ mod postgres;
 mod registry;
 mod simulator;
 mod sync;
+mod time_flags;

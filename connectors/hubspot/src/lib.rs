@@ -14,7 +14,9 @@ pub mod streams;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use ferry_core::config::{PipelineConfig, Settings};
+use ferry_core::descriptor::{FlagUse, StreamDescriptor};
 use ferry_core::error::{ConfigError, SourceError};
 use ferry_core::futures::stream::BoxStream;
 use ferry_core::http::{HttpMetrics, Request};
@@ -107,6 +109,13 @@ impl Source for Hubspot {
         let path = format!("{}/contacts", self.shared.config.objects_path);
         self.shared.client.page(Request::get(path).query("limit", "1"), &budget).await?;
         Ok(format!("access token accepted by {}", self.shared.config.base_url))
+    }
+
+    /// Contacts, companies and deals follow their last modification time: rolling back to
+    /// a date searches again from that date (minus the lookback, as every search does).
+    fn cursor_at(&self, stream: &'static StreamDescriptor, at: DateTime<Utc>) -> Option<Value> {
+        (stream.flag_use(ferry_core::window::TimeFlag::Rollback) == FlagUse::Honoured)
+            .then(|| streams::objects::cursor(at))
     }
 
     fn metrics(&self) -> Option<Arc<HttpMetrics>> {

@@ -255,6 +255,46 @@ async fn mutate_reports_match_dataset_and_archived_listing() {
 }
 
 #[tokio::test]
+async fn archived_listing_answers_default_properties_unless_asked_for_more() {
+    let (sim, h, c) = start(SimConfig { custom_properties: 120, deals: 20, ..SimConfig::default() }).await;
+    let report = sim.mutate(MutateSpec { archive_deals: 3, ..MutateSpec::default() });
+    let (status, defs) = get(&c, &format!("{}/crm/v3/properties/deals", h.base_url())).await;
+    assert_eq!(status, 200);
+    let names: Vec<String> =
+        defs["results"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 9 + 120);
+    assert!(names.contains(&"custom_120".to_owned()));
+
+    // Without `properties`: HubSpot's 8 default deal properties, archived or not.
+    let bare = list_all(&c, &h.base_url(), "deals", "&archived=true").await;
+    assert_eq!(ids(&Value::Array(bare.clone())), report.archived_ids.deals);
+    for o in &bare {
+        let keys: BTreeSet<&str> = o["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let defaults = [
+            "amount",
+            "closedate",
+            "createdate",
+            "dealname",
+            "dealstage",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "pipeline",
+        ];
+        assert_eq!(keys, defaults.into_iter().collect(), "{o}");
+    }
+    // With every name: every property, as the dataset holds them.
+    let all = list_all(&c, &h.base_url(), "deals", &format!("&archived=true&properties={}", names.join(","))).await;
+    let d = sim.dataset();
+    assert_eq!(all, d.archived.deals);
+    assert_eq!(d.archived.deals[0]["properties"].as_object().unwrap().len(), 129);
+    assert_eq!(
+        d.archived.deals[0]["properties"]["custom_007"],
+        format!("deals {} value 7", report.archived_ids.deals[0])
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn auth_limits_faults_and_log() {
     let cfg = SimConfig { rate_limit_per_10s: Some(3), search_per_sec: Some(1), ..SimConfig::default() };
     let (sim, h, c) = start(cfg).await;

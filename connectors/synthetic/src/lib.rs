@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::config::{PipelineConfig, Settings};
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::{ConfigError, SourceError};
 use ferry_core::futures::stream::{self, BoxStream, StreamExt};
 use ferry_core::inventory;
@@ -116,6 +116,7 @@ inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "generated users; a share changes each generation",
         legacy_key: &[],
     }
@@ -136,6 +137,7 @@ inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "seq" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "append-only events, incremental on seq",
         legacy_key: &[],
     }
@@ -156,6 +158,7 @@ inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::Dynamic { by: "region" },
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "orders per region (one partition per region)",
         legacy_key: &[],
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_core::config::{PipelineConfig, Settings};
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::{ConfigError, SourceError};
 use ferry_core::futures::stream::{self, BoxStream, StreamExt};
 use ferry_core::registry::ConnectorDescriptor;
@@ -57,6 +57,9 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "byte offset" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        // The cursor is a byte offset, not a date: ferry refuses --rollback, --from/--to
+        // and --last for this stream rather than ignoring them.
+        time_flags: TimeFlagSupport::NONE,
         description: "one record per line",
         legacy_key: &[],
     }

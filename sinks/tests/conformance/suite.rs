@@ -1,6 +1,6 @@
 //! The behaviours, written once against `Harness`.
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::record::{Record, merge};
 use ferry_core::sink::{Sink, SinkRecord, StateUpdate, WriteBatch, WriteOutcome};
 use ferry_core::source::Checkpoint;
@@ -34,6 +34,7 @@ pub static ITEMS: StreamDescriptor = StreamDescriptor {
     mode: SyncMode::FullRefresh,
     partitioning: Partitioning::None,
     default_lookback_days: 0,
+    time_flags: TimeFlagSupport::NONE,
     description: "conformance items",
     legacy_key: &[],
 };
@@ -64,6 +65,7 @@ pub static ODD: StreamDescriptor = StreamDescriptor {
     mode: SyncMode::FullRefresh,
     partitioning: Partitioning::None,
     default_lookback_days: 0,
+    time_flags: TimeFlagSupport::NONE,
     description: "odd names",
     legacy_key: &[],
 };

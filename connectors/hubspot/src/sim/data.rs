@@ -59,6 +59,14 @@ const DEAL_PROPS: &[PropDef] = &[
     ("hs_object_id", "Record ID", "number", "number"),
 ];
 
+/// Names of the simulator's custom properties start with this (`custom_001`, ...).
+pub(crate) const CUSTOM_PREFIX: &str = "custom_";
+
+/// The name of custom property `k` (from 1).
+pub(crate) fn custom_name(k: usize) -> String {
+    format!("{CUSTOM_PREFIX}{k:03}")
+}
+
 /// The property definitions of a type.
 pub(crate) fn prop_defs(t: ObjectType) -> &'static [PropDef] {
     match t {
@@ -130,11 +138,16 @@ impl Obj {
         }
     }
 
+    /// Whether the object has property `name` (built in, or one of the custom ones).
+    fn has_property(&self, t: ObjectType, name: &str) -> bool {
+        prop_type(t, name).is_some() || (name.starts_with(CUSTOM_PREFIX) && self.props.contains_key(name))
+    }
+
     /// The API shape, with the named properties (unknown names ignored).
     pub(crate) fn render(&self, t: ObjectType, wanted: Option<&[String]>) -> Value {
         let mut props = Map::new();
         let mut put = |name: &str| {
-            if prop_type(t, name).is_some() {
+            if self.has_property(t, name) {
                 props.insert(name.to_owned(), self.prop(t, name).map_or(Value::Null, Value::String));
             }
         };
@@ -159,7 +172,8 @@ impl Obj {
     }
 
     fn render_all(&self, t: ObjectType) -> Value {
-        let all: Vec<String> = prop_defs(t).iter().map(|d| d.0.to_owned()).collect();
+        let mut all: Vec<String> = prop_defs(t).iter().map(|d| d.0.to_owned()).collect();
+        all.extend(self.props.keys().filter(|k| k.starts_with(CUSTOM_PREFIX)).cloned());
         self.render(t, Some(&all))
     }
 }
@@ -172,6 +186,7 @@ pub(crate) struct Store {
     owner_ids: Vec<String>,
     rng: StdRng,
     seq: u64,
+    custom: usize,
 }
 
 impl Store {
@@ -202,6 +217,7 @@ impl Store {
             owner_ids,
             rng: StdRng::seed_from_u64(0),
             seq: 0,
+            custom: cfg.custom_properties,
         };
         let span = 365 * DAY_MS;
         for t in ObjectType::ALL {
@@ -274,6 +290,11 @@ impl Store {
             }
         }
         m.insert("hubspot_owner_id".into(), owner);
+        // Custom values come from the id, not the generator, so that the built-in values
+        // of a seed do not depend on how many custom properties there are.
+        for k in 1..=self.custom {
+            m.insert(custom_name(k), s(format!("{t} {id} value {k}")));
+        }
         m
     }
 
@@ -360,7 +381,10 @@ impl Store {
             for o in self.objects.get(t) {
                 match o.archived_ms {
                     None => d.objects.get_mut(t).push(o.render_all(t)),
-                    Some(_) => d.archived_ids.get_mut(t).push(o.id.to_string()),
+                    Some(_) => {
+                        d.archived_ids.get_mut(t).push(o.id.to_string());
+                        d.archived.get_mut(t).push(o.render_all(t));
+                    }
                 }
             }
         }

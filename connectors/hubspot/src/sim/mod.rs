@@ -26,7 +26,10 @@
 //! non-numeric `after`, an unknown filter or sort property and an unknown
 //! operator answer 400 `VALIDATION_ERROR`; the list cursor is the id of the
 //! next object; unknown requested properties are ignored and `createdate`,
-//! the last-modified property and `hs_object_id` are always returned.
+//! the last-modified property and `hs_object_id` are always returned. Without a
+//! `properties` parameter, the list endpoint (live or archived) and search return only
+//! HubSpot's default properties of the type; `custom_properties` adds that many custom
+//! properties per type, so that the default ones are a small part of a record.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -91,6 +94,9 @@ pub struct SimConfig {
     /// Longest request URI (path and query) served; a longer one gets 414, as HubSpot
     /// answers a too long `properties` list (API.md §2). `None`: no limit.
     pub max_uri_len: Option<usize>,
+    /// Custom properties per object type (`custom_001`, ...) on top of the built-in ones,
+    /// every object holding a value for each, as real portals have a hundred or more.
+    pub custom_properties: usize,
 }
 
 impl Default for SimConfig {
@@ -109,6 +115,7 @@ impl Default for SimConfig {
             distinct_modified_times: 0,
             max_logged_requests: 100_000,
             max_uri_len: None,
+            custom_properties: 0,
         }
     }
 }
@@ -250,6 +257,8 @@ pub struct Dataset {
     pub objects: ByType<Vec<Value>>,
     /// Ids of archived objects, ascending.
     pub archived_ids: ByType<Vec<String>>,
+    /// Archived objects with all their properties, id ascending.
+    pub archived: ByType<Vec<Value>>,
     /// Owners as `GET /crm/v3/owners` returns them.
     pub owners: Vec<Value>,
 }

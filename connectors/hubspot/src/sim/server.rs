@@ -16,7 +16,7 @@ use axum::response::Response;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::data::{Filter, Key, is_property, prop_defs, sort_key};
+use super::data::{Filter, Key, custom_name, is_property, prop_defs, sort_key};
 use super::{FaultKind, Inner, ObjectType, RequestRecord, SimHandle, lock};
 
 const BODY_LIMIT: usize = 1 << 20;
@@ -263,8 +263,13 @@ impl Inner {
                 _ => Err(invalid(corr, "Invalid input JSON: the body must be a JSON object")),
             },
             Route::Properties(t) => {
+                let custom: Vec<(String, String)> = (1..=self.cfg.custom_properties)
+                    .map(|k| (custom_name(k), format!("Custom property {k}")))
+                    .collect();
                 let results: Vec<Value> = prop_defs(t)
                     .iter()
+                    .map(|(name, label, kind, field)| (*name, *label, *kind, *field))
+                    .chain(custom.iter().map(|(name, label)| (name.as_str(), label.as_str(), "string", "text")))
                     .map(|(name, label, kind, field)| {
                         json!({"name": name, "label": label, "type": kind, "fieldType": field,
                                "groupName": format!("{}information", t.as_str().trim_end_matches('s')),

@@ -3,7 +3,7 @@
 pub mod objects;
 pub mod owners;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 
 ferry_core::inventory::submit! {
     StreamDescriptor {
@@ -24,6 +24,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "lastmodifieddate" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::ALL,
         description: "contacts: search on lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
@@ -47,6 +48,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "hs_lastmodifieddate" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::ALL,
         description: "companies: search on hs_lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
@@ -71,6 +73,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "hs_lastmodifieddate" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::ALL,
         description: "deals: search on hs_lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
@@ -93,6 +96,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "owners (users who own records); full refresh",
         legacy_key: &[],
     }

@@ -8,8 +8,14 @@
 //!   A search stops at 10,000 results, so before a window reaches that, the next search
 //!   starts from the last record seen: later timestamps, or the same timestamp with a
 //!   greater id (`hs_object_id`). Nothing is missed or repeated at the seam.
-//! - Archived records never appear in search: each run lists `archived=true` and marks
-//!   them (`archived`, `archived_at`).
+//! - `--from/--to/--last`: the search between the window's bounds (at most the run's
+//!   start), whatever the saved cursor, which stays where it is.
+//! - `--rollback=D`: the engine sets the cursor to D (`cursor`), so the run searches from
+//!   D minus the lookback.
+//! - Archived records never appear in search: each run lists `archived=true` with the
+//!   same properties as the live listing (HubSpot answers only its default properties to
+//!   a request naming none), in pieces when the list is long, and marks them (`archived`,
+//!   `archived_at`). A window keeps those archived inside it.
 //! - The cursor, saved with each page, is the latest modification time seen, never past
 //!   the run's start.
 
@@ -18,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
-use ferry_core::http::Request;
+use ferry_core::http::{Request, RetryBudget};
 use ferry_core::record::Record;
 use ferry_core::source::{Checkpoint, ReadRequest, RunMode, SourceBatch};
 use ferry_core::typed::parse_timestamp;
@@ -107,12 +113,57 @@ fn uri_too_long(e: SourceError) -> SourceError {
     }
 }
 
-fn cursor(t: DateTime<Utc>) -> Value {
+/// The saved cursor: every modification up to `t` is synced (also what `--rollback`
+/// sets).
+pub(crate) fn cursor(t: DateTime<Utc>) -> Value {
     json!({"since": t.to_rfc3339_opts(SecondsFormat::Millis, true)})
 }
 
 fn filter(prop: &str, op: &str, value: String) -> Value {
     json!({"propertyName": prop, "operator": op, "value": value})
+}
+
+/// One page of the list endpoint (live or archived) with every wanted property: one
+/// request per piece of the property list, merged by id.
+async fn list_page(
+    shared: &Shared,
+    base: &str,
+    chunks: &[String],
+    after: Option<&str>,
+    archived: bool,
+    budget: &RetryBudget,
+) -> Result<(Vec<Record>, Option<String>), SourceError> {
+    let request = |chunk: &str| {
+        let mut req = Request::get(base.to_owned()).query("limit", "100");
+        if archived {
+            req = req.query("archived", "true");
+        }
+        req = req.query("properties", chunk.to_owned());
+        if let Some(a) = after {
+            req = req.query("after", a.to_owned());
+        }
+        req
+    };
+    let (results, next) = shared.client.page(request(&chunks[0]), budget).await.map_err(uri_too_long)?;
+    let mut records = to_records(results);
+    for chunk in &chunks[1..] {
+        let (more, _) = shared.client.page(request(chunk), budget).await.map_err(uri_too_long)?;
+        merge_properties(&mut records, to_records(more));
+    }
+    Ok((records, next))
+}
+
+/// How a run reads live records.
+enum Plan {
+    /// Everything, by the list endpoint (first run, `--all`).
+    List,
+    /// Changes by search: `from` (inclusive, none: unbounded) to `to` (exclusive).
+    Search {
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        /// Whether the cursor moves (not for `--from/--to/--last`, which leave it alone).
+        checkpoint: bool,
+    },
 }
 
 pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
@@ -126,31 +177,35 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
     };
     let run_start = request.now;
     let lookback = Duration::minutes(i64::from(shared.config.lookback_minutes));
+    let window = request.window;
+    // A window (--from/--to/--last) searches between its bounds whatever the saved
+    // cursor, and leaves it alone.
+    let plan = if window.is_bounded() {
+        Plan::Search { from: window.from, to: window.to.map_or(run_start, |t| t.min(run_start)), checkpoint: false }
+    } else {
+        match saved {
+            None => Plan::List,
+            Some(since) => Plan::Search { from: Some(since - lookback), to: run_start, checkpoint: true },
+        }
+    };
+    let in_window = move |t: Option<DateTime<Utc>>| {
+        !window.is_bounded()
+            || t.is_some_and(|t| window.from.is_none_or(|f| t >= f) && window.to.is_none_or(|to| t < to))
+    };
     async_stream::try_stream! {
         let budget = shared.client.http().retry_budget();
         let properties = shared.properties(object).await?;
+        let chunks = property_chunks(&properties, shared.config.properties_chunk_chars);
         let base = format!("{}/{object}", shared.config.objects_path);
         let mut latest = saved;
-        match saved {
-            None => {
-                // Everything, by the list endpoint. A property list too long for one URL
-                // is asked for in pieces, page by page, and merged by id.
-                let chunks = property_chunks(&properties, shared.config.properties_chunk_chars);
+        let mut checkpoints = true;
+        match plan {
+            Plan::List => {
+                // A property list too long for one URL is asked for in pieces, page by
+                // page, and merged by id.
                 let mut after: Option<String> = None;
                 loop {
-                    let page_request = |chunk: &str| {
-                        let mut req = Request::get(base.clone()).query("limit", "100").query("properties", chunk.to_owned());
-                        if let Some(a) = &after {
-                            req = req.query("after", a.clone());
-                        }
-                        req
-                    };
-                    let (results, next) = shared.client.page(page_request(&chunks[0]), &budget).await.map_err(uri_too_long)?;
-                    let mut records = to_records(results);
-                    for chunk in &chunks[1..] {
-                        let (more, _) = shared.client.page(page_request(chunk), &budget).await.map_err(uri_too_long)?;
-                        merge_properties(&mut records, to_records(more));
-                    }
+                    let (records, next) = list_page(&shared, &base, &chunks, after.as_deref(), false, &budget).await?;
                     for r in &records {
                         latest = latest.max(modified(r, prop));
                     }
@@ -162,16 +217,23 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
                     }
                 }
             }
-            Some(since) => {
-                // Changes since the cursor, by search, restarting before the 10,000 cap.
-                let since = since - lookback;
+            Plan::Search { from, to, checkpoint } => {
+                // Changes between the bounds, by search, restarting before the 10,000 cap.
+                checkpoints = checkpoint;
                 let ms = |t: DateTime<Utc>| t.timestamp_millis().to_string();
                 let mut seam: Option<(DateTime<Utc>, String)> = None;
                 'windows: loop {
+                    if from.is_some_and(|f| f >= to) {
+                        break;
+                    }
                     let groups = match &seam {
-                        None => json!([{"filters": [filter(prop, "GTE", ms(since)), filter(prop, "LT", ms(run_start))]}]),
+                        None => {
+                            let mut filters: Vec<Value> = from.map(|f| filter(prop, "GTE", ms(f))).into_iter().collect();
+                            filters.push(filter(prop, "LT", ms(to)));
+                            json!([{"filters": filters}])
+                        }
                         Some((t, id)) => json!([
-                            {"filters": [filter(prop, "GT", ms(*t)), filter(prop, "LT", ms(run_start))]},
+                            {"filters": [filter(prop, "GT", ms(*t)), filter(prop, "LT", ms(to))]},
                             {"filters": [filter(prop, "EQ", ms(*t)), filter("hs_object_id", "GT", id.clone())]},
                         ]),
                     };
@@ -194,8 +256,8 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
                         let batch = SourceBatch::records(records);
                         // Ascending order: everything up to the latest time seen is in.
                         yield match latest {
-                            Some(t) => batch.with_checkpoint(Checkpoint::Set(cursor(t.min(run_start)))),
-                            None => batch,
+                            Some(t) if checkpoint => batch.with_checkpoint(Checkpoint::Set(cursor(t.min(run_start)))),
+                            _ => batch,
                         };
                         if next.is_none() || n == 0 {
                             break 'windows;
@@ -218,27 +280,33 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
                 }
             }
         }
-        // Archived records never appear in search: list them and mark them.
+        // Archived records never appear in search: list them, with the same properties as
+        // the live ones (HubSpot answers only its default ones to a request naming none),
+        // and mark them. A window keeps those archived inside it.
         let mut after: Option<String> = None;
         loop {
-            let mut req = Request::get(base.clone()).query("limit", "100").query("archived", "true");
-            if let Some(a) = &after {
-                req = req.query("after", a.clone());
-            }
-            let (results, next) = shared.client.page(req, &budget).await?;
-            let records = to_records(results);
+            let (mut records, next) = list_page(&shared, &base, &chunks, after.as_deref(), true, &budget).await?;
             let empty = records.is_empty();
+            records.retain(|r| in_window(archived_at(r)));
             yield SourceBatch::records(records);
             match next {
                 Some(n) if !empty && after.as_deref() != Some(n.as_str()) => after = Some(n),
                 _ => break,
             }
         }
-        if let Some(t) = latest {
+        if checkpoints && let Some(t) = latest {
             yield SourceBatch::default().with_checkpoint(Checkpoint::Set(cursor(t.min(run_start))));
         }
     }
     .boxed()
+}
+
+/// When a record was archived (`archivedAt`, else its last update).
+fn archived_at(r: &Record) -> Option<DateTime<Utc>> {
+    r.get("archivedAt")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+        .or_else(|| r.get("updatedAt").and_then(Value::as_str).and_then(parse_timestamp))
 }
 
 #[cfg(test)]

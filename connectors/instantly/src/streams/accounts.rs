@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -31,6 +31,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "sending mailboxes, keyed by email",
         legacy_key: &[],
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -37,6 +37,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "campaigns with their all-time analytics (under `analytics`)",
         legacy_key: &[],
     }
@@ -44,10 +45,14 @@ ferry_core::inventory::submit! {
 
 pub(crate) fn read(shared: Arc<Shared>, _request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
     async_stream::try_stream! {
-        let campaigns = shared.campaigns().await?.clone();
         let budget = shared.client.http().retry_budget();
-        // One call, no id/ids: every campaign's all-time analytics.
-        let analytics = shared.client.array(Request::get("/campaigns/analytics"), &budget).await?;
+        // The list and one analytics call (no id/ids: every campaign's all-time analytics)
+        // at once: the streams that depend on campaigns wait for this one.
+        let (campaigns, analytics) = ferry_core::futures::try_join!(
+            shared.campaigns(),
+            shared.client.array(Request::get("/campaigns/analytics"), &budget)
+        )?;
+        let campaigns = campaigns.clone();
         let mut by_id: HashMap<String, Value> = analytics
             .into_iter()
             .filter_map(|a| Some((a.get("campaign_id")?.as_str()?.to_owned(), a)))

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -38,6 +38,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "date" },
         partitioning: Partitioning::Parent { stream: "campaigns", by: "scope (workspace, campaign)" },
         default_lookback_days: 7,
+        time_flags: TimeFlagSupport::ALL,
         description: "per-day analytics, workspace and per campaign, with a revision lookback",
         legacy_key: &[("scope", "'workspace'")],
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -41,6 +41,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Incremental { cursor_field: "timestamp_created" },
         partitioning: Partitioning::None,
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::ALL,
         description: "Unibox emails, incremental on timestamp_created with overlap (20 req/min)",
         legacy_key: &[],
     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -37,6 +37,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::FullRefresh,
         partitioning: Partitioning::Parent { stream: "campaigns", by: "campaign (and leads in none)" },
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "leads per campaign and in no campaign; resumable scan, change detection",
         legacy_key: &[],
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -33,6 +33,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Snapshot,
         partitioning: Partitioning::Parent { stream: "campaigns", by: "scope (workspace, campaign)" },
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "all-time totals, workspace and per campaign, one snapshot per day",
         legacy_key: &[("scope", "'workspace'"), ("snapshot_date", "date(coalesce(synced_at, created_at))")],
     }

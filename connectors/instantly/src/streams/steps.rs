@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode};
+use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::Request;
@@ -32,6 +32,7 @@ ferry_core::inventory::submit! {
         mode: SyncMode::Snapshot,
         partitioning: Partitioning::Parent { stream: "campaigns", by: "campaign" },
         default_lookback_days: 0,
+        time_flags: TimeFlagSupport::NONE,
         description: "per-step, per-variant analytics per campaign (snapshot)",
         legacy_key: &[("step", "coalesce(CAST(step_number AS TEXT), 'none')"), ("variant", "coalesce(CAST(json_extract(raw_json, '$.variant') AS TEXT), 'none')")],
     }
