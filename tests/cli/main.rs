@@ -19,6 +19,7 @@ mod legacy;
 mod logging;
 mod ops;
 mod postgres;
+mod readme;
 mod registry;
 mod simulator;
 mod sync;
