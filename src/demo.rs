@@ -30,7 +30,7 @@ pub const MONITORING: &[(&str, &str)] = &[
 ];
 
 pub async fn demo(args: DemoArgs) -> Result<u8> {
-    // The simulator's clock starts at today's midnight (UTC) and its ids depend on the
+    // The simulator's clock starts at yesterday's midnight (UTC) and its ids depend on the
     // seed alone, so runs on the same day see the same data and a second run shows the
     // incremental path.
     let sim = Simulator::new(SimConfig { seed: args.seed, ..SimConfig::default() });

@@ -230,7 +230,7 @@ fn console_line(line: &str) {
 struct TierLayer {
     console: bool,
     jsonl: Option<Mutex<NonBlocking>>,
-    errors: Option<Mutex<NonBlocking>>,
+    errors: Option<Mutex<ErrorsFile>>,
     console_level: LevelFilter,
 }
 
@@ -260,7 +260,7 @@ impl<S: Subscriber> Layer<S> for TierLayer {
                 line.push_str(&format!(" batch_id={}", e.batch_id));
             }
             line.push('\n');
-            let _ = w.lock().unwrap_or_else(|e| e.into_inner()).write_all(line.as_bytes());
+            w.lock().unwrap_or_else(|e| e.into_inner()).write(line.as_bytes());
         }
         if level <= Level::WARN || DB_STEPS.contains(&e.step.as_str()) {
             let mut meta = e.meta.clone();
@@ -296,6 +296,27 @@ pub struct ConsoleOptions {
     pub level: LevelFilter,
 }
 
+/// The errors file, opened on the first error: a run without errors creates none.
+/// Errors are rare, so lines are written directly (no background writer to flush).
+struct ErrorsFile {
+    dir: std::path::PathBuf,
+    appender: Option<RollingFileAppender>,
+}
+
+impl ErrorsFile {
+    fn write(&mut self, line: &[u8]) {
+        if self.appender.is_none() {
+            let today = self.dir.join(format!("{}.log", Utc::now().format("%Y-%m-%d")));
+            let _ = std::fs::create_dir_all(&self.dir).and_then(|()| fresh_line(&today));
+            self.appender =
+                RollingFileAppender::builder().rotation(Rotation::DAILY).filename_suffix("log").build(&self.dir).ok();
+        }
+        if let Some(a) = &mut self.appender {
+            let _ = a.write_all(line);
+        }
+    }
+}
+
 /// Installs the global subscriber. With `dir`, the JSONL and errors files are written
 /// under it (created if missing).
 pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogGuard> {
@@ -317,7 +338,7 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
         Ok(Mutex::new(writer))
     };
     let (jsonl, errors) = match dir {
-        Some(d) => (Some(open(d, "jsonl")?), Some(open(&d.join("errors"), "log")?)),
+        Some(d) => (Some(open(d, "jsonl")?), Some(Mutex::new(ErrorsFile { dir: d.join("errors"), appender: None }))),
         None => (None, None),
     };
     let filter = Targets::new()

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ferry_core::async_trait;
 use ferry_core::config::{PipelineConfig, Settings};
 use ferry_core::descriptor::{SqlType, StreamDescriptor};
-use ferry_core::error::SinkError;
+use ferry_core::error::{ConfigError, SinkError};
 use ferry_core::ident::{self, quote};
 use ferry_core::record::merge_objects;
 use ferry_core::registry::SinkDescriptor;
@@ -176,6 +176,45 @@ impl Column {
     }
 }
 
+/// The query parameters of a `postgres://` URL that the driver does not know, by name.
+fn unsupported_parameters(url: &str) -> Vec<String> {
+    const KNOWN: &[&str] = &[
+        "user",
+        "password",
+        "dbname",
+        "options",
+        "application_name",
+        "sslmode",
+        "sslnegotiation",
+        "host",
+        "hostaddr",
+        "port",
+        "connect_timeout",
+        "tcp_user_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_retries",
+        "target_session_attrs",
+        "channel_binding",
+        "load_balance_hosts",
+    ];
+    let Some((_, query)) = url.split_once('?') else { return Vec::new() };
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !k.is_empty() && !KNOWN.contains(&k) {
+                Some(format!("`{k}`"))
+            } else if k == "sslmode" && !["disable", "prefer", "require"].contains(&v) {
+                Some(format!("`sslmode={v}` (use disable, prefer or require)"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 impl PostgresSink {
     /// Connects and checks the schema exists.
     pub async fn connect(url: &str, schema: &str) -> Result<Self, SinkError> {
@@ -184,9 +223,18 @@ impl PostgresSink {
         {
             ferry_core::secret::register(&String::from_utf8_lossy(p));
         }
-        ident::validate(schema).map_err(|e| SinkError::Open(format!("[sink] schema: {e}")))?;
+        ident::validate(schema).map_err(|e| SinkError::Config(ConfigError::Other(format!("[sink] schema: {e}"))))?;
         let cfg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            SinkError::Open(format!("[sink] url is not a Postgres connection string: {}", redact(&e.to_string())))
+            let unsupported = unsupported_parameters(url);
+            let detail = if unsupported.is_empty() {
+                String::new()
+            } else {
+                format!(" (not supported here: {})", unsupported.join(", "))
+            };
+            SinkError::Config(ConfigError::Other(format!(
+                "[sink] url is not a Postgres connection string ferry can use: {}{detail}",
+                redact(&e.to_string())
+            )))
         })?;
         let hosts: Vec<String> = cfg
             .get_hosts()

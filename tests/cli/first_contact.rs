@@ -574,3 +574,24 @@ fn console_lines_are_logfmt_and_the_errors_file_names_pipeline_and_run() {
         assert!(line.contains("pipeline=fmt") && line.contains("batch_id="), "{line}");
     }
 }
+
+#[test]
+fn a_run_without_errors_creates_no_errors_file_and_a_bad_postgres_url_is_a_config_error() {
+    let s = Scratch::new();
+    s.write("p.toml", &synthetic_pipeline("clean", "data/p.db", "records = 10"));
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    let errors = s.path("logs/errors");
+    let files = std::fs::read_dir(&errors).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 0, "an empty errors file was created");
+
+    let url = "postgres://root@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert=/tmp/ca.pem";
+    s.write(
+        "pg.toml",
+        &synthetic_pipeline("pg", "x", "records = 1")
+            .replace("type = \"sqlite\"\npath = \"x\"", &format!("type = \"postgres\"\nurl = \"{url}\"")),
+    );
+    let o = s.run(&["sync", "pg.toml"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("sslmode=verify-full") && err.contains("`sslrootcert`"), "{err}");
+}

@@ -194,7 +194,9 @@ fn requests_use_the_documented_parameters_and_never_leak_the_key() {
     let (out, err) = text(&o);
     let mut haystacks = vec![out, err];
     for dir in ["logs", "logs/errors"] {
-        for e in std::fs::read_dir(s.path(dir)).unwrap().flatten() {
+        // The errors file exists only when there were errors.
+        let Ok(entries) = std::fs::read_dir(s.path(dir)) else { continue };
+        for e in entries.flatten() {
             if e.path().is_file() {
                 haystacks.push(std::fs::read_to_string(e.path()).unwrap());
             }

@@ -52,10 +52,9 @@ fn every_readme_command_works_twice_in_a_fresh_directory() {
     // What README step 4 tells users to create (here pointed at the simulator).
     s.write(
         "instantly.toml",
-        &pipeline(&sim.base, "data/instantly.db", "").replace("name = \"inst\"", "name = \"instantly\"").replace(
-            "api_key = \"${SIM_INSTANTLY_KEY}\"",
-            "api_key = \"${INSTANTLY_API_KEY}\"",
-        ),
+        &pipeline(&sim.base, "data/instantly.db", "")
+            .replace("name = \"inst\"", "name = \"instantly\"")
+            .replace("api_key = \"${SIM_INSTANTLY_KEY}\"", "api_key = \"${INSTANTLY_API_KEY}\""),
     );
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/synthetic.toml");
     s.write("examples/synthetic.toml", &std::fs::read_to_string(examples).unwrap());

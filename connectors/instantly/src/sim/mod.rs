@@ -107,9 +107,9 @@ pub struct SimConfig {
     /// Whether 429s from the budgets above carry `Retry-After` (the real API
     /// is not known to send it, API.md §6.2; default false).
     pub limit_retry_after: bool,
-    /// Start of the simulator clock (default: the start of the current UTC day, so a
-    /// simulator restarted on the same day with the same seed serves the same data;
-    /// ids depend on the seed alone).
+    /// Start of the simulator clock (default: midnight UTC at the start of yesterday, so a
+    /// simulator restarted on the same day with the same seed serves the same data, and a
+    /// day of mutations still lies in the past; ids depend on the seed alone).
     pub now: Option<DateTime<Utc>>,
     /// Page size when a request gives no `limit` (10, as observed; API.md §2.2).
     pub default_limit: usize,
@@ -305,7 +305,7 @@ impl Simulator {
     /// Generates the workspace described by `cfg` (a million leads take a
     /// few seconds and about 100 MB).
     pub fn new(cfg: SimConfig) -> Simulator {
-        let now = cfg.now.unwrap_or_else(|| start_of_day(Utc::now()));
+        let now = cfg.now.unwrap_or_else(|| start_of_day(Utc::now()) - chrono::Duration::days(1));
         let store = Store::generate(&cfg, now.timestamp_millis());
         let limits = Limits {
             workspace: Budget::new(cfg.rate_limit_per_sec, cfg.rate_limit_per_min),
