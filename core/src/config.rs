@@ -316,7 +316,13 @@ impl PipelineConfig {
         }
         if path.exists() || spec.ends_with(".toml") || spec.contains('/') {
             let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                std::fs::read_to_string(path).map_err(|source| match source.kind() {
+                    // A database or another binary file given where a pipeline belongs.
+                    std::io::ErrorKind::InvalidData => ConfigError::Other(format!(
+                        "{spec} is not a pipeline file (TOML text): pass the pipeline file that names it, or a connector name"
+                    )),
+                    _ => ConfigError::Read { path: path.to_owned(), source },
+                })?;
             return Self::parse(&text, spec);
         }
         let registry = Registry::global()?;

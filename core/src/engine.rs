@@ -444,16 +444,21 @@ pub async fn run(
         started_at,
         stale_after: options.stale_after,
     };
-    let lock = loop {
-        match sink.begin_run(&run_start).await {
-            Err(SinkError::Locked { batch_id: holder, .. }) if options.wait_for_lock => {
-                info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = cancel.cancelled() => return Err(SinkError::Open("interrupted while waiting for the run lock".into()).into()),
+    // A dry run records no run and takes no lock: it changes nothing for anyone to wait on.
+    let lock = if options.dry_run {
+        LockOutcome::Acquired
+    } else {
+        loop {
+            match sink.begin_run(&run_start).await {
+                Err(SinkError::Locked { batch_id: holder, .. }) if options.wait_for_lock => {
+                    info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = cancel.cancelled() => return Err(SinkError::Open("interrupted while waiting for the run lock".into()).into()),
+                    }
                 }
+                other => break other?,
             }
-            other => break other?,
         }
     };
     if let LockOutcome::TookOver { batch_id: stale, heartbeat_at } = &lock {
@@ -484,7 +489,9 @@ pub async fn run(
                 finished_at: Utc::now(),
                 stats: json!({"error": crate::secret::redact(&e.to_string())}),
             };
-            let _ = pipeline.sink.end_run(&end, logging::drain_db_rows()).await;
+            if !options.dry_run {
+                let _ = pipeline.sink.end_run(&end, logging::drain_db_rows()).await;
+            }
             return Err(e.into());
         }
     };
@@ -540,7 +547,12 @@ pub async fn run(
         _ => end_event!(warn),
     }
     let end = RunEnd { batch_id, status: status.as_str().into(), finished_at: Utc::now(), stats };
-    pipeline.sink.end_run(&end, logging::drain_db_rows()).await?;
+    if options.dry_run {
+        // The monitoring rows of a dry run went to the console and the daily files only.
+        let _ = logging::drain_db_rows();
+    } else {
+        pipeline.sink.end_run(&end, logging::drain_db_rows()).await?;
+    }
     Ok(report)
 }
 
@@ -668,11 +680,13 @@ async fn drive(
                 if poisoned.contains(&(stream.name, partition.clone())) {
                     continue;
                 }
-                let logs = logging::drain_db_rows();
-                let (logs, extra_logs) = if options.dry_run { (Vec::new(), logs) } else { (logs, Vec::new()) };
-                if !extra_logs.is_empty() {
-                    sink.write_logs(extra_logs).await?;
-                }
+                // A dry run stores no monitoring rows (they reach the console and daily files).
+                let logs = if options.dry_run {
+                    let _ = logging::drain_db_rows();
+                    Vec::new()
+                } else {
+                    logging::drain_db_rows()
+                };
                 let n = records.len();
                 let parsed: Vec<Record> = if parent_names.contains(stream.name) {
                     records.iter().filter(|r| r.refusal().is_none()).map(SinkRecord::record).collect()

@@ -46,10 +46,15 @@ fn io(context: &str, e: std::io::Error) -> SinkError {
     SinkError::Database { context: context.to_owned(), message: e.to_string() }
 }
 
-fn open(settings: &Settings, pipeline: &PipelineConfig, _access: Access) -> Result<Box<dyn Sink>, SinkError> {
+fn open(settings: &Settings, pipeline: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>, SinkError> {
     let s: JsonlSettings = settings.parse()?;
     let dir = s.dir.unwrap_or_else(|| PathBuf::from(format!("data/{}-jsonl", pipeline.name)));
-    Ok(Box::new(JsonlSink::open(&dir)?))
+    match access {
+        Access::ReadWrite => Ok(Box::new(JsonlSink::open(&dir)?)),
+        // Reading and dry runs create nothing: a missing directory reads as empty (the
+        // engine writes nothing in a dry run, and this sink's batches count and return).
+        Access::ReadOnly | Access::DryRun => Ok(Box::new(JsonlSink { dir, lock: None })),
+    }
 }
 
 ferry_core::inventory::submit! {

@@ -55,13 +55,19 @@ pub struct PostgresSink {
     schema: String,
     where_: String,
     lock_key: Option<String>,
+    /// Opened for a dry run: no migration, table or column is created, and a batch for a
+    /// table that does not exist yet counts its records as inserted.
+    dry_run: bool,
+    /// Dry run: tables that do not exist (or lack a column) yet.
+    dry_missing: std::collections::HashSet<&'static str>,
 }
 
-fn open(settings: &Settings, _pipeline: &PipelineConfig, _access: Access) -> Result<Box<dyn Sink>, SinkError> {
+fn open(settings: &Settings, _pipeline: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>, SinkError> {
     let s: PgSettings = settings.parse()?;
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|_| SinkError::Open("the postgres sink needs the async runtime".into()))?;
-    let sink = tokio::task::block_in_place(|| handle.block_on(PostgresSink::connect(s.url.expose(), &s.schema)))?;
+    let mut sink = tokio::task::block_in_place(|| handle.block_on(PostgresSink::connect(s.url.expose(), &s.schema)))?;
+    sink.dry_run = access == Access::DryRun;
     Ok(Box::new(sink))
 }
 
@@ -287,6 +293,8 @@ impl PostgresSink {
             schema: schema.to_owned(),
             where_: target,
             lock_key: None,
+            dry_run: false,
+            dry_missing: Default::default(),
         })
     }
 
@@ -672,11 +680,24 @@ impl Sink for PostgresSink {
                     .map_err(|e| pg("recording migration", e))?;
             }
         }
+        if self.dry_run {
+            // Checked, never kept: a dry run changes no database.
+            return tx.rollback().await.map_err(|e| pg("rolling back the dry run's migration check", e));
+        }
         tx.commit().await.map_err(|e| pg("committing migration", e))
     }
 
     async fn prepare(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
         self.statements.clear();
+        if self.dry_run {
+            for s in streams {
+                let existing = self.columns(s.table).await?;
+                if existing.is_empty() || s.columns.iter().any(|c| !existing.iter().any(|e| e == c.name)) {
+                    self.dry_missing.insert(s.table);
+                }
+            }
+            return Ok(());
+        }
         for s in streams {
             ident::validate(s.table).map_err(SinkError::Schema)?;
             let existing = self.columns(s.table).await?;
@@ -797,6 +818,9 @@ impl Sink for PostgresSink {
     }
 
     async fn load_state(&mut self, pipeline: &str) -> Result<Vec<StateEntry>, SinkError> {
+        if self.dry_run && self.columns("sync_state").await?.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = self
             .client
             .query(
@@ -818,6 +842,24 @@ impl Sink for PostgresSink {
     }
 
     async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
+        if self.dry_run && self.dry_missing.contains(batch.stream.table) {
+            // The table does not exist yet: every record it would take is new.
+            let mut outcome = WriteOutcome::default();
+            let mut seen = std::collections::HashSet::new();
+            for r in &batch.records {
+                match r.refusal() {
+                    Some(f) => {
+                        outcome.stats.failed += 1;
+                        outcome.failures.push(f);
+                    }
+                    None if seen.insert(r.key.as_ref().map(|k| format!("{k:?}")).unwrap_or_default()) => {
+                        outcome.stats.inserted += 1
+                    }
+                    None => outcome.stats.unchanged += 1,
+                }
+            }
+            return Ok(outcome);
+        }
         let tx = self.client.transaction().await.map_err(|e| pg("starting a batch", e))?;
         let outcome = upsert(&tx, &mut self.statements, batch.stream, batch.records, &batch.batch_id).await?;
         if let Some(state) = &batch.state {

@@ -595,3 +595,17 @@ fn a_run_without_errors_creates_no_errors_file_and_a_bad_postgres_url_is_a_confi
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("sslmode=verify-full") && err.contains("`sslrootcert`"), "{err}");
 }
+
+#[test]
+fn a_jsonl_dry_run_creates_no_directory_and_writes_no_run() {
+    let s = Scratch::new();
+    let p = synthetic_pipeline("jdry", "unused", "records = 20")
+        .replace("type = \"sqlite\"\npath = \"unused\"", "type = \"jsonl\"\ndir = \"out\"");
+    s.write("p.toml", &p);
+    expect_code(&s.run(&["sync", "p.toml", "--dry-run", "-q"]), 0);
+    assert!(!s.path("out").exists(), "a dry run created the JSONL directory");
+    expect_code(&s.run(&["sync", "p.toml", "-q"]), 0);
+    let before = files(&s);
+    expect_code(&s.run(&["sync", "p.toml", "--dry-run", "-q"]), 0);
+    assert!(files(&s) == before, "a dry run changed the JSONL files");
+}

@@ -268,3 +268,57 @@ fn connection_problems_are_clear_and_never_show_the_password() {
         }
     }
 }
+
+fn pg_count(sql: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls).await.unwrap();
+        let t = tokio::spawn(conn);
+        let n: i64 = c.query_one(sql, &[]).await.unwrap().get(0);
+        drop(c);
+        let _ = t.await;
+        n
+    })
+}
+
+/// The tables of a schema, by name.
+fn pg_tables(schema: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls).await.unwrap();
+        let t = tokio::spawn(conn);
+        let rows = c
+            .query(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+                &[&schema],
+            )
+            .await
+            .unwrap();
+        drop(c);
+        let _ = t.await;
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    })
+}
+
+#[test]
+fn a_dry_run_creates_no_table_and_records_no_run_in_postgres() {
+    let sim = Sim::start(small());
+    let schema = Schema::new("dry");
+    let s = Scratch::new();
+    s.write("p.toml", &pg_pipeline(&sim.base, &schema.0));
+    let o = run(&s, &["sync", "p.toml", "--dry-run", "--json"]);
+    expect_code(&o, 0);
+    let dry: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert!(pg_tables(&schema.0).is_empty(), "a dry run created {:?}", pg_tables(&schema.0));
+    let o = run(&s, &["sync", "p.toml", "--json"]);
+    expect_code(&o, 0);
+    let real: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    for stream in ["campaigns", "leads", "emails", "accounts"] {
+        assert_eq!(dry["streams"][stream]["inserted"], real["streams"][stream]["inserted"], "{stream}");
+    }
+    let runs = |s: &str| pg_count(&format!("SELECT count(*) FROM \"{s}\".sync_runs"));
+    let logs = |s: &str| pg_count(&format!("SELECT count(*) FROM \"{s}\".sync_logs"));
+    let (runs_before, logs_before) = (runs(&schema.0), logs(&schema.0));
+    expect_code(&run(&s, &["sync", "p.toml", "--dry-run", "-q"]), 0);
+    assert_eq!((runs(&schema.0), logs(&schema.0)), (runs_before, logs_before), "a dry run recorded itself");
+}

@@ -12,7 +12,7 @@ use crate::config::{EMAILS, InstantlyConfig, WORKSPACE};
 /// What users are told for the statuses they must fix.
 pub const HINTS: ErrorHints = ErrorHints {
     service: "instantly",
-    unauthorized: "the API key is invalid or revoked; check INSTANTLY_API_KEY or create a v2 key with the all:read scope",
+    unauthorized: "the API key is invalid or revoked; check the key the pipeline uses (`api_key` in [source], or INSTANTLY_API_KEY when the file sets none) or create a v2 key with the all:read scope",
     payment_required: "the workspace has no active paid plan; API access needs one",
     forbidden: "the key lacks a scope this endpoint needs; re-issue it with all:read",
     proxy_block: "blocked by a proxy or Cloudflare before reaching Instantly; set `user_agent` in [source] (e.g. a browser-like string) or check the network",
