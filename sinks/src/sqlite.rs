@@ -258,16 +258,20 @@ impl SqliteSink {
             .map_err(|e| cannot(&e))?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT).map_err(|e| cannot(&e))?;
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(SqliteSink {
+        Ok(Self::with_connection(conn, path, false))
+    }
+
+    fn with_connection(conn: Connection, path: &Path, read_only: bool) -> Self {
+        SqliteSink {
             checkpointer: None,
             conn,
             path: path.to_owned(),
             pipeline: String::new(),
             deferred_init: false,
-            read_only: false,
+            read_only,
             blank: false,
             scratch: None,
-        })
+        }
     }
 
     /// Opens an existing database read-only: nothing is created, migrated or switched to
@@ -288,16 +292,7 @@ impl SqliteSink {
                 sqlite_reason(&e)
             )));
         }
-        Ok(SqliteSink {
-            checkpointer: None,
-            conn,
-            path: path.to_owned(),
-            pipeline: String::new(),
-            deferred_init: false,
-            read_only: true,
-            blank: false,
-            scratch: None,
-        })
+        Ok(Self::with_connection(conn, path, true))
     }
 }
 
@@ -407,7 +402,11 @@ impl SqliteSink {
         let counts = schema::counts(&self.conn, &plan)?;
         for step in &plan.steps {
             match counts.get(step.table) {
-                Some(n) => lines.push(format!("{} [{n} rows kept; their batch: the legacy import]", step.summary)),
+                Some(n) => lines.push(format!(
+                    "{} [{n} row{} kept; their batch: the legacy import]",
+                    step.summary,
+                    if *n == 1 { "" } else { "s" }
+                )),
                 None => lines.push(step.summary.clone()),
             }
         }
