@@ -629,6 +629,21 @@ mod tests {
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(10)));
         assert_eq!(parse_retry_after("soon", now), None);
+        // Absurd, negative and fractional values never panic: absurd and negative ones
+        // fall back to the normal backoff.
+        assert_eq!(parse_retry_after("99999999999999999999", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn retry_after_never_panics(value in "\\PC{0,40}", secs in proptest::num::f64::ANY) {
+            let now = chrono::Utc::now();
+            let _ = parse_retry_after(&value, now);
+            let _ = parse_retry_after(&secs.to_string(), now);
+        }
     }
 
     #[tokio::test]
