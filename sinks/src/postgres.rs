@@ -283,10 +283,16 @@ impl PostgresSink {
                 quote(schema)
             )));
         }
+        // What the sink relies on is set here, whatever the URL's `options`, the role or the
+        // database say: ISO dates (keys compare as text), UTC, standard strings, the schema.
         client
-            .batch_execute(&format!("SET search_path TO {}", quote(schema)))
+            .batch_execute(&format!(
+                "SET DateStyle TO 'ISO, YMD'; SET TimeZone TO 'UTC'; SET IntervalStyle TO 'postgres'; \
+                 SET standard_conforming_strings TO on; SET search_path TO {}",
+                quote(schema)
+            ))
             .await
-            .map_err(|e| pg("selecting the schema", e))?;
+            .map_err(|e| pg("setting up the session", e))?;
         Ok(PostgresSink {
             client,
             statements: Statements::default(),
@@ -307,7 +313,7 @@ impl PostgresSink {
             )
             .await
             .map_err(|e| pg(format!("inspecting {table}"), e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(|r| col(r, 0, "information_schema.columns")).collect()
     }
 }
 
@@ -384,18 +390,35 @@ async fn set_cursor(
     r.map_err(|e| pg("saving the checkpoint", e))
 }
 
-fn run_record(r: &tokio_postgres::Row) -> RunRecord {
-    RunRecord {
-        batch_id: r.get(0),
-        pipeline: r.get(1),
-        mode: r.get(2),
-        arguments: r.get(3),
-        started_at: r.get(4),
-        finished_at: r.get(5),
-        status: r.get(6),
-        stats: r.get(7),
-        heartbeat_at: r.get(8),
-    }
+/// One column of a row, typed; a value of another type (a column someone altered) is an
+/// error naming the table and column, never a panic.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    r: &'a tokio_postgres::Row,
+    idx: usize,
+    table: &str,
+) -> Result<T, SinkError> {
+    r.try_get(idx).map_err(|e| {
+        let name = r.columns().get(idx).map(|c| c.name().to_owned()).unwrap_or_else(|| idx.to_string());
+        SinkError::Database {
+            context: format!("reading {table}.{name}"),
+            message: format!("{e}; the column does not have the type ferry expects (was it altered?)"),
+        }
+    })
+}
+
+fn run_record(r: &tokio_postgres::Row) -> Result<RunRecord, SinkError> {
+    let t = "sync_runs";
+    Ok(RunRecord {
+        batch_id: col(r, 0, t)?,
+        pipeline: col(r, 1, t)?,
+        mode: col(r, 2, t)?,
+        arguments: col(r, 3, t)?,
+        started_at: col(r, 4, t)?,
+        finished_at: col(r, 5, t)?,
+        status: col(r, 6, t)?,
+        stats: col(r, 7, t)?,
+        heartbeat_at: col(r, 8, t)?,
+    })
 }
 
 /// JSON text bound as `json` or `jsonb` as it is: the text the reader serialized, sent
@@ -502,15 +525,15 @@ async fn upsert(
     let mut existing: std::collections::HashMap<String, Map<String, Value>> = found
         .iter()
         .map(|r| {
-            (
-                r.get::<_, String>(0),
-                match r.get::<_, Value>(1) {
+            Ok((
+                col::<String>(r, 0, s.table)?,
+                match col::<Value>(r, 1, s.table)? {
                     Value::Object(m) => m,
                     _ => Map::new(),
                 },
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<_, SinkError>>()?;
 
     let mut inserts: Vec<(Vec<TypedValue>, Pending)> = Vec::new();
     let mut updates: Vec<(Vec<TypedValue>, Map<String, Value>)> = Vec::new();
@@ -750,8 +773,8 @@ impl Sink for PostgresSink {
             .client
             .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
             .await
-            .map_err(|e| pg("taking the run lock", e))?
-            .get(0);
+            .map_err(|e| pg("taking the run lock", e))
+            .and_then(|r| col(&r, 0, "pg_try_advisory_lock"))?;
         if !got {
             let holder = self
                 .client
@@ -761,8 +784,10 @@ impl Sink for PostgresSink {
                 )
                 .await
                 .map_err(|e| pg("reading the run lock", e))?;
-            let (batch_id, started_at) =
-                holder.map(|r| (r.get(0), r.get(1))).unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+            let (batch_id, started_at) = match holder {
+                Some(r) => (col(&r, 0, "sync_runs")?, col(&r, 1, "sync_runs")?),
+                None => ("unknown".into(), "unknown".into()),
+            };
             return Err(SinkError::Locked { pipeline: run.pipeline.clone(), batch_id, started_at });
         }
         self.lock_key = Some(key);
@@ -785,7 +810,9 @@ impl Sink for PostgresSink {
             .await
             .map_err(|e| pg("recording the run", e))?;
         Ok(match stale.last() {
-            Some(r) => LockOutcome::TookOver { batch_id: r.get(0), heartbeat_at: r.get(1) },
+            Some(r) => {
+                LockOutcome::TookOver { batch_id: col(r, 0, "sync_runs")?, heartbeat_at: col(r, 1, "sync_runs")? }
+            }
             None => LockOutcome::Acquired,
         })
     }
@@ -829,16 +856,18 @@ impl Sink for PostgresSink {
             )
             .await
             .map_err(|e| pg("reading sync_state", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| StateEntry {
-                stream: r.get(0),
-                partition: r.get(1),
-                cursor: r.get(2),
-                batch_id: r.get(3),
-                updated_at: r.get(4),
+        rows.iter()
+            .map(|r| {
+                let t = "sync_state";
+                Ok(StateEntry {
+                    stream: col(r, 0, t)?,
+                    partition: col(r, 1, t)?,
+                    cursor: col(r, 2, t)?,
+                    batch_id: col(r, 3, t)?,
+                    updated_at: col(r, 4, t)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
@@ -928,7 +957,7 @@ impl Sink for PostgresSink {
             )
             .await
             .map_err(|e| pg("reading sync_runs", e))?;
-        Ok(rows.iter().map(run_record).collect())
+        rows.iter().map(run_record).collect()
     }
 
     async fn recent_errors(
@@ -947,17 +976,19 @@ impl Sink for PostgresSink {
             )
             .await
             .map_err(|e| pg("reading sync_logs", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| LogRow {
-                batch_id: r.get(0),
-                level: r.get(1),
-                step: r.get(2),
-                message: r.get(3),
-                meta: r.get::<_, Option<Value>>(4).unwrap_or(Value::Null),
-                created_at: r.get(5),
+        rows.iter()
+            .map(|r| {
+                let t = "sync_logs";
+                Ok(LogRow {
+                    batch_id: col(r, 0, t)?,
+                    level: col(r, 1, t)?,
+                    step: col(r, 2, t)?,
+                    message: col(r, 3, t)?,
+                    meta: col::<Option<Value>>(r, 4, t)?.unwrap_or(Value::Null),
+                    created_at: col(r, 5, t)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn prune_logs(&mut self, pipeline: &str, before: DateTime<Utc>) -> Result<u64, SinkError> {

@@ -322,3 +322,38 @@ fn a_dry_run_creates_no_table_and_records_no_run_in_postgres() {
     expect_code(&run(&s, &["sync", "p.toml", "--dry-run", "-q"]), 0);
     assert_eq!((runs(&schema.0), logs(&schema.0)), (runs_before, logs_before), "a dry run recorded itself");
 }
+
+#[test]
+fn session_settings_in_the_url_do_not_change_results() {
+    let sim = Sim::start(small());
+    let schema = Schema::new("datestyle");
+    let s = Scratch::new();
+    s.write("p.toml", &pg_pipeline(&sim.base, &schema.0));
+    let url = format!(
+        "{}&options=-c%20DateStyle%3DSQL%2CDMY%20-c%20TimeZone%3DAmerica%2FNew_York%20-c%20search_path%3Dpublic",
+        base_url()
+    );
+    let run_with = |args: &[&str]| s.cmd(args).env("SIM_INSTANTLY_KEY", KEY).env("PG_TEST_URL", &url).output().unwrap();
+    expect_code(&run_with(&["sync", "p.toml", "-q"]), 0);
+    let o = run_with(&["sync", "p.toml", "--json"]);
+    expect_code(&o, 0);
+    let second: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    for stream in ["daily_analytics", "overview", "leads", "emails"] {
+        assert_eq!(second["streams"][stream]["inserted"], 0, "{stream}: {second}");
+        assert_eq!(second["streams"][stream]["updated"], 0, "{stream}: {second}");
+    }
+}
+
+#[test]
+fn a_column_of_an_unexpected_type_is_an_error_naming_it_not_a_panic() {
+    let sim = Sim::start(small());
+    let schema = Schema::new("types");
+    let s = Scratch::new();
+    s.write("p.toml", &pg_pipeline(&sim.base, &schema.0));
+    expect_code(&run(&s, &["sync", "p.toml", "-q", "--streams", "emails"]), 0);
+    admin(format!("ALTER TABLE \"{}\".sync_state ALTER COLUMN cursor TYPE text USING cursor::text", schema.0));
+    let o = run(&s, &["state", "show", "p.toml"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked") && err.contains("sync_state.cursor"), "{err}");
+}
