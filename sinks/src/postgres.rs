@@ -304,6 +304,54 @@ impl PostgresSink {
         })
     }
 
+    /// Creates missing tables and adds missing columns (under the schema's DDL lock).
+    async fn prepare_tables(&mut self, streams: &[&'static StreamDescriptor]) -> Result<(), SinkError> {
+        for s in streams {
+            ident::validate(s.table).map_err(SinkError::Schema)?;
+            let existing = self.columns(s.table).await?;
+            let t = quote(s.table);
+            if existing.is_empty() {
+                let mut cols: Vec<String> =
+                    s.key_columns().map(|c| format!("{} {} NOT NULL", quote(c.name), pg_type(c.sql_type))).collect();
+                cols.extend(typed::value_columns(s).map(|c| format!("{} {}", quote(c.name), pg_type(c.sql_type))));
+                cols.push("raw_json JSONB NOT NULL".into());
+                cols.push("sync_batch_id TEXT".into());
+                cols.push("first_sync_batch_id TEXT".into());
+                for c in ["synced_at", "created_at", "updated_at"] {
+                    cols.push(format!("{c} TIMESTAMPTZ NOT NULL DEFAULT now()"));
+                }
+                let key: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
+                cols.push(format!("UNIQUE ({})", key.join(", ")));
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (\n  {}\n);\nCREATE INDEX IF NOT EXISTS {} ON {t} (sync_batch_id)",
+                    cols.join(",\n  "),
+                    quote(&format!("idx_{}_sync_batch_id", s.table))
+                );
+                self.client.batch_execute(&sql).await.map_err(|e| pg(format!("creating table {}", s.table), e))?;
+                continue;
+            }
+            for c in s.columns.iter().filter(|c| !existing.iter().any(|e| e == c.name)) {
+                let sql = format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {}", quote(c.name), pg_type(c.sql_type));
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| pg(format!("adding column {}.{}", s.table, c.name), e))?;
+                // Existing rows get the new column from their raw_json where it converts.
+                let path: Vec<String> = c.path.split('.').map(|p| format!("'{}'", p.replace('\'', "''"))).collect();
+                let fill = format!(
+                    "UPDATE {t} SET {col} = CASE WHEN jsonb_typeof(raw_json #> ARRAY[{p}]) IN ('string', 'number', 'boolean') THEN (raw_json #>> ARRAY[{p}])::{ty} END WHERE raw_json #> ARRAY[{p}] IS NOT NULL",
+                    col = quote(c.name),
+                    p = path.join(", "),
+                    ty = pg_type(c.sql_type)
+                );
+                if let Err(e) = self.client.batch_execute(&fill).await {
+                    tracing::warn!(step = "schema", table = s.table, column = c.name, error = %redact(&e.to_string()), "could not fill the new column from raw_json; new writes fill it");
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn columns(&self, table: &str) -> Result<Vec<String>, SinkError> {
         let rows = self
             .client
@@ -404,6 +452,13 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
             message: format!("{e}; the column does not have the type ferry expects (was it altered?)"),
         }
     })
+}
+
+async fn stmts_lock(stmts: &mut Statements, tx: &Transaction<'_>) -> Result<tokio_postgres::Statement, SinkError> {
+    stmts
+        .get(tx, "SELECT pg_advisory_xact_lock(hashtext('ferry:tables'), hashtext($1::text))")
+        .await
+        .map_err(|e| pg("preparing the table lock", e))
 }
 
 fn run_record(r: &tokio_postgres::Row) -> Result<RunRecord, SinkError> {
@@ -721,50 +776,20 @@ impl Sink for PostgresSink {
             }
             return Ok(());
         }
-        for s in streams {
-            ident::validate(s.table).map_err(SinkError::Schema)?;
-            let existing = self.columns(s.table).await?;
-            let t = quote(s.table);
-            if existing.is_empty() {
-                let mut cols: Vec<String> =
-                    s.key_columns().map(|c| format!("{} {} NOT NULL", quote(c.name), pg_type(c.sql_type))).collect();
-                cols.extend(typed::value_columns(s).map(|c| format!("{} {}", quote(c.name), pg_type(c.sql_type))));
-                cols.push("raw_json JSONB NOT NULL".into());
-                cols.push("sync_batch_id TEXT".into());
-                cols.push("first_sync_batch_id TEXT".into());
-                for c in ["synced_at", "created_at", "updated_at"] {
-                    cols.push(format!("{c} TIMESTAMPTZ NOT NULL DEFAULT now()"));
-                }
-                let key: Vec<String> = s.primary_key.iter().map(|k| quote(k)).collect();
-                cols.push(format!("UNIQUE ({})", key.join(", ")));
-                let sql = format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (\n  {}\n);\nCREATE INDEX IF NOT EXISTS {} ON {t} (sync_batch_id)",
-                    cols.join(",\n  "),
-                    quote(&format!("idx_{}_sync_batch_id", s.table))
-                );
-                self.client.batch_execute(&sql).await.map_err(|e| pg(format!("creating table {}", s.table), e))?;
-                continue;
-            }
-            for c in s.columns.iter().filter(|c| !existing.iter().any(|e| e == c.name)) {
-                let sql = format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {}", quote(c.name), pg_type(c.sql_type));
-                self.client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| pg(format!("adding column {}.{}", s.table, c.name), e))?;
-                // Existing rows get the new column from their raw_json where it converts.
-                let path: Vec<String> = c.path.split('.').map(|p| format!("'{}'", p.replace('\'', "''"))).collect();
-                let fill = format!(
-                    "UPDATE {t} SET {col} = CASE WHEN jsonb_typeof(raw_json #> ARRAY[{p}]) IN ('string', 'number', 'boolean') THEN (raw_json #>> ARRAY[{p}])::{ty} END WHERE raw_json #> ARRAY[{p}] IS NOT NULL",
-                    col = quote(c.name),
-                    p = path.join(", "),
-                    ty = pg_type(c.sql_type)
-                );
-                if let Err(e) = self.client.batch_execute(&fill).await {
-                    tracing::warn!(step = "schema", table = s.table, column = c.name, error = %redact(&e.to_string()), "could not fill the new column from raw_json; new writes fill it");
-                }
-            }
-        }
-        Ok(())
+        // Runners starting at once would both create a missing table: one schema's DDL at
+        // a time (a session lock, released whatever happens).
+        let key = format!("{}.ddl", self.schema);
+        self.client
+            .execute("SELECT pg_advisory_lock(hashtext('ferry:tables'), hashtext($1::text))", &[&key])
+            .await
+            .map_err(|e| pg("locking the schema for table changes", e))?;
+        let result = self.prepare_tables(streams).await;
+        let unlocked = self
+            .client
+            .execute("SELECT pg_advisory_unlock(hashtext('ferry:tables'), hashtext($1::text))", &[&key])
+            .await
+            .map_err(|e| pg("unlocking the schema", e));
+        result.and(unlocked.map(|_| ()))
     }
 
     async fn begin_run(&mut self, run: &RunStart) -> Result<LockOutcome, SinkError> {
@@ -890,6 +915,13 @@ impl Sink for PostgresSink {
             return Ok(outcome);
         }
         let tx = self.client.transaction().await.map_err(|e| pg("starting a batch", e))?;
+        // Runners of other pipelines may write the same table: each batch's lookup, insert
+        // and merge-update happen under a per-table transaction lock (released at commit),
+        // so two writers never both insert a key or merge over each other. The two-int
+        // form is a keyspace of its own, apart from the run locks.
+        let lock = stmts_lock(&mut self.statements, &tx).await?;
+        let table = format!("{}.{}", self.schema, batch.stream.table);
+        tx.execute(&lock, &[&table]).await.map_err(|e| pg(format!("locking {}", batch.stream.table), e))?;
         let outcome = upsert(&tx, &mut self.statements, batch.stream, batch.records, &batch.batch_id).await?;
         if let Some(state) = &batch.state {
             set_cursor(

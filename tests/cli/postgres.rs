@@ -357,3 +357,51 @@ fn a_column_of_an_unexpected_type_is_an_error_naming_it_not_a_panic() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked") && err.contains("sync_state.cursor"), "{err}");
 }
+
+#[test]
+fn concurrent_pipelines_writing_the_same_tables_never_collide() {
+    let schema = Schema::new("concurrent");
+    let serial = Schema::new("serial");
+    let s = Scratch::new();
+    let pg = |name: &str, schema: &str| {
+        synthetic_pipeline(name, "unused.db", "records = 3000\npage_size = 100").replace(
+            "type = \"sqlite\"\npath = \"unused.db\"",
+            &format!("type = \"postgres\"\nurl = \"${{PG_TEST_URL}}\"\nschema = \"{schema}\""),
+        )
+    };
+    for p in 0..4 {
+        s.write(&format!("p{p}.toml"), &pg(&format!("writer{p}"), &schema.0));
+    }
+    s.write("serial.toml", &pg("serial", &serial.0));
+    expect_code(&run(&s, &["sync", "serial.toml", "-q"]), 0);
+    for round in 0..3 {
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                s.cmd(&["sync", &format!("p{}.toml", i % 4), "-q", "--all"])
+                    .env("PG_TEST_URL", base_url())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(matches!(o.status.code(), Some(0) | Some(75)), "round {round}: {:?}\n{err}", o.status.code());
+        }
+    }
+    for table in ["synthetic_users", "synthetic_orders", "synthetic_events"] {
+        let q = |sc: &str| {
+            pg_count(&format!(
+                "SELECT count(*) FROM (SELECT raw_json FROM \"{sc}\".{table} EXCEPT SELECT raw_json FROM \"{}\".{table}) d",
+                if sc == schema.0 { &serial.0 } else { &schema.0 }
+            ))
+        };
+        assert_eq!(q(&schema.0), 0, "{table}: rows differ from a serial run");
+        assert_eq!(q(&serial.0), 0, "{table}: rows missing after the concurrent runs");
+        assert_eq!(
+            pg_count(&format!("SELECT count(*) FROM \"{}\".{table}", schema.0)),
+            pg_count(&format!("SELECT count(*) FROM \"{}\".{table}", serial.0))
+        );
+    }
+}
