@@ -166,6 +166,14 @@ pub struct RetryPolicy {
     /// Whole-request timeout, seconds.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Largest response body accepted, in bytes, after decompression (default 64 MiB): a
+    /// larger one fails the stream instead of growing memory without bound.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+}
+
+fn default_max_response_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_attempts() -> u32 {
@@ -200,6 +208,7 @@ impl Default for RetryPolicy {
             stream_retry_budget: default_stream_budget(),
             connect_timeout_secs: default_connect(),
             request_timeout_secs: default_timeout(),
+            max_response_bytes: default_max_response_bytes(),
         }
     }
 }
@@ -491,16 +500,51 @@ impl HttpClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Attempt::Retry {
-                    wait: None,
-                    reason: format!("response body cut off: {}", redact(&root_cause(&e))),
-                    status: Some(status),
-                };
-            }
+        // Read in chunks up to the limit (decompressed size: a small gzip body can inflate
+        // to gigabytes), so memory stays bounded whatever the server sends.
+        let limit = self.config.retry.max_response_bytes;
+        let too_big = |seen: u64| {
+            Attempt::Fail(HttpError {
+                status: Some(status),
+                endpoint: req.endpoint(),
+                message: format!(
+                    "{}: the response is larger than max_response_bytes = {limit} ({seen} bytes or more): raise max_response_bytes under [source.retry] if the API really sends that much",
+                    req.endpoint()
+                ),
+            })
         };
+        if let Some(len) = response.content_length()
+            && len > limit
+        {
+            return too_big(len);
+        }
+        let mut response = response;
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let needed = body.len() as u64 + chunk.len() as u64;
+                    if needed > limit {
+                        return too_big(needed);
+                    }
+                    // Grow by doubling, but never past the limit: a body near it must not
+                    // briefly hold twice the limit while the buffer moves.
+                    if needed > body.capacity() as u64 {
+                        let target = needed.max(2 * body.capacity() as u64).min(limit);
+                        body.reserve_exact(target as usize - body.len());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Attempt::Retry {
+                        wait: None,
+                        reason: format!("response body cut off: {}", redact(&root_cause(&e))),
+                        status: Some(status),
+                    };
+                }
+            }
+        }
         // One UTF-8 check over the whole body, then a parse that does not check each string
         // again (a few percent of a sync's CPU). Invalid UTF-8 goes to the byte parser,
         // which says where it is.
