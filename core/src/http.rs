@@ -356,6 +356,25 @@ impl HttpClient {
             .connect_timeout(Duration::from_secs(config.retry.connect_timeout_secs))
             .timeout(Duration::from_secs(config.retry.request_timeout_secs))
             .pool_max_idle_per_host(64)
+            // Redirects: within the origin at most 5 (the credentials go along); to another
+            // origin never (the answer would come from a host that never saw the key, and
+            // is refused below, naming both URLs). No Referer leaks the original URL.
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let first = attempt.previous().first().cloned();
+                let same_origin = first.as_ref().is_some_and(|f| {
+                    f.scheme() == attempt.url().scheme()
+                        && f.host_str() == attempt.url().host_str()
+                        && f.port_or_known_default() == attempt.url().port_or_known_default()
+                });
+                if !same_origin {
+                    attempt.stop()
+                } else if attempt.previous().len() > 5 {
+                    attempt.error("more than 5 redirects")
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .referer(false)
             .build()
             .map_err(|e| HttpError {
                 status: None,
@@ -495,6 +514,12 @@ impl HttpClient {
             }
         };
         let status = response.status().as_u16();
+        let final_url = response.url().as_str().split('?').next().unwrap_or_default().to_owned();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split('?').next().unwrap_or_default().to_owned());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -625,6 +650,11 @@ impl HttpClient {
             }),
             403 => fail(format!("{endpoint}: forbidden (403){}: {}", detail(), hints.forbidden)),
             404 => fail(format!("{endpoint}: not found (404){}; check base_url", detail())),
+            300..=399 => fail(format!(
+                "{endpoint}: the server redirects ({status}) from {} to another origin, {}; ferry does not follow it (the credentials are for the first): check base_url",
+                redact(&final_url),
+                location.as_deref().map(redact).unwrap_or_else(|| "an unnamed location".into())
+            )),
             408 => Attempt::Retry { wait: retry_after, reason: "request timeout (408)".into(), status: Some(408) },
             _ => fail(format!("{endpoint}: rejected with {status}{}", detail())),
         }

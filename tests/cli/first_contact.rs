@@ -683,3 +683,31 @@ fn a_huge_response_fails_its_stream_with_bounded_memory() {
     eprintln!("peak RSS {peak_kb} kB");
     assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB");
 }
+
+#[test]
+fn a_redirect_to_another_origin_is_refused_naming_both_urls() {
+    use std::io::{Read, Write};
+    let sim = Sim::start(small());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = sim.base.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target}/accounts?limit=100\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let s = Scratch::new();
+    s.write("p.toml", &pipeline(&format!("http://127.0.0.1:{port}/api/v2"), "data/i.db", ""));
+    let o = s.cmd(&["sync", "p.toml", "--streams", "accounts"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains(&sim.base), "{err}");
+    assert!(err.contains("another origin"), "{err}");
+    assert!(sim.sim.requests().is_empty(), "the other origin was asked: {:?}", sim.sim.requests().len());
+}
