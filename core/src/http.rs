@@ -544,21 +544,18 @@ impl HttpClient {
             return too_big(len);
         }
         let mut response = response;
-        let mut body: Vec<u8> = Vec::new();
+        // The chunks are kept as they come (no buffer that doubles and moves), and joined
+        // once into a buffer of the exact size.
+        let mut chunks = Vec::new();
+        let mut total: u64 = 0;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    let needed = body.len() as u64 + chunk.len() as u64;
-                    if needed > limit {
-                        return too_big(needed);
+                    total += chunk.len() as u64;
+                    if total > limit {
+                        return too_big(total);
                     }
-                    // Grow by doubling, but never past the limit: a body near it must not
-                    // briefly hold twice the limit while the buffer moves.
-                    if needed > body.capacity() as u64 {
-                        let target = needed.max(2 * body.capacity() as u64).min(limit);
-                        body.reserve_exact(target as usize - body.len());
-                    }
-                    body.extend_from_slice(&chunk);
+                    chunks.push(chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -570,6 +567,16 @@ impl HttpClient {
                 }
             }
         }
+        let body: Vec<u8> = match chunks.len() {
+            1 => chunks.pop().map(Vec::from).unwrap_or_default(),
+            _ => {
+                let mut joined = Vec::with_capacity(total as usize);
+                for c in chunks.drain(..) {
+                    joined.extend_from_slice(&c);
+                }
+                joined
+            }
+        };
         // One UTF-8 check over the whole body, then a parse that does not check each string
         // again (a few percent of a sync's CPU). Invalid UTF-8 goes to the byte parser,
         // which says where it is.
