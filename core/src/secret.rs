@@ -19,11 +19,29 @@ pub fn register(value: &str) {
         return;
     }
     let mut list = known().write().unwrap_or_else(|e| e.into_inner());
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
-        // Longest first, so a secret containing another is replaced whole.
-        list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    // A server may echo the key back changed: upper- or lower-cased, or percent-encoded
+    // (as it was sent in a URL or form). Every form is hidden.
+    let forms = [value.to_owned(), value.to_uppercase(), value.to_lowercase(), percent_encoded(value)];
+    for form in forms {
+        if !list.contains(&form) {
+            list.push(form);
+        }
     }
+    // Longest first, so a secret containing another is replaced whole.
+    list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+}
+
+/// `value` with every byte outside the unreserved set percent-encoded (upper-case hex).
+fn percent_encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Replaces every registered secret in `text` with `***`.
@@ -98,5 +116,14 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(redact("key=sk-test-ABCDEF123&x"), "key=***&x");
         assert_eq!(s.expose(), "sk-test-ABCDEF123");
+    }
+
+    #[test]
+    fn an_echoed_key_is_redacted_in_any_case_and_percent_encoded() {
+        let _ = Secret::new("Key+With/Sl=ash9");
+        let echoed = "invalid key KEY+WITH/SL=ASH9 (key+with/sl=ash9) sent as Key%2BWith%2FSl%3Dash9";
+        let out = redact(echoed);
+        assert!(!out.to_lowercase().contains("key+with") && !out.contains("%2BWith"), "{out}");
+        assert_eq!(out.matches("***").count(), 3, "{out}");
     }
 }
