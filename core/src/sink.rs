@@ -63,8 +63,16 @@ impl SinkRecord {
     /// Prepares `record` for `stream`'s table.
     pub fn new(stream: &StreamDescriptor, record: Record) -> SinkRecord {
         let key = typed::key_of(stream, &record);
-        let columns = typed::column_values(stream, &record);
-        SinkRecord { json: canonical_text(&record), key, columns }
+        let json = canonical_text(&record);
+        // One rule for every sink: a NUL character cannot be stored by Postgres (text or
+        // jsonb), so a record holding one is refused alone, everywhere, with this reason.
+        let columns = if has_nul(&json) { Err(NUL_REASON.to_owned()) } else { typed::column_values(stream, &record) };
+        SinkRecord { json, key, columns }
+    }
+
+    /// Whether a string of the record (or a field name) holds a NUL character.
+    pub fn has_nul(&self) -> bool {
+        has_nul(&self.json)
     }
 
     /// The record as a map again.
@@ -82,6 +90,28 @@ impl SinkRecord {
             (Ok(_), Ok(_)) => None,
         }
     }
+}
+
+/// Why a record with a NUL character is refused.
+pub const NUL_REASON: &str =
+    "a string holds a NUL character (\\u0000), which Postgres cannot store; ferry refuses such a record in every sink";
+
+/// Whether canonical JSON text escapes a NUL (`\u0000` after an odd number of
+/// backslashes; an even number is a literal backslash followed by `u0000`).
+fn has_nul(json: &str) -> bool {
+    if !json.contains("u0000") {
+        return false;
+    }
+    let bytes = json.as_bytes();
+    let mut from = 0;
+    while let Some(at) = json[from..].find("u0000").map(|i| from + i) {
+        let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 1 {
+            return true;
+        }
+        from = at + 5;
+    }
+    false
 }
 
 /// Serializes a record into a per-thread buffer that keeps its capacity, then copies the

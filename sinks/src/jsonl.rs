@@ -291,6 +291,12 @@ impl Sink for JsonlSink {
         // is already canonical JSON.
         let (batch_id, synced_at) = (Value::from(batch.batch_id.as_str()), Value::from(now.as_str()));
         for record in batch.records {
+            if record.has_nul() {
+                outcome.stats.failed += 1;
+                let key = record.key.as_ref().map(|k| typed::key_text(k)).unwrap_or_else(|_| "?".into());
+                outcome.failures.push(RecordFailure { key, reason: ferry_core::sink::NUL_REASON.into() });
+                continue;
+            }
             match &record.key {
                 Ok(key) => {
                     outcome.stats.inserted += 1;

@@ -65,3 +65,8 @@ fn dry_run_writes_nothing() {
 fn odd_names_quoted() {
     suite::odd_names_quoted(&mut Jsonl::new());
 }
+
+#[test]
+fn nul_refused_alone() {
+    suite::nul_refused_alone(&mut Jsonl::new());
+}

@@ -141,3 +141,8 @@ proptest! {
         suite::merge_sequence(&mut Pg::new(), &seq);
     }
 }
+
+#[test]
+fn nul_refused_alone() {
+    suite::nul_refused_alone(&mut Pg::new());
+}

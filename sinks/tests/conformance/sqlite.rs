@@ -129,3 +129,8 @@ proptest! {
         suite::merge_sequence(&mut Sqlite::new(), &seq);
     }
 }
+
+#[test]
+fn nul_refused_alone() {
+    suite::nul_refused_alone(&mut Sqlite::new());
+}

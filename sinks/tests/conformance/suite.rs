@@ -255,6 +255,25 @@ pub fn failed_record_isolated(h: &mut impl Harness) {
     });
 }
 
+/// A record holding a NUL character is refused alone, in every sink, with the same
+/// reason; its neighbours land.
+pub fn nul_refused_alone(h: &mut impl Harness) {
+    rt().block_on(async {
+        let mut sink = prepared(h, &[&ITEMS]).await;
+        let records = vec![
+            rec(json!({"id": "before", "count": 1})),
+            rec(json!({"id": "nul", "note": "a\u{0}b"})),
+            rec(json!({"id": "after", "count": 2, "path": "C:\\u0000 is text, not a NUL"})),
+        ];
+        let o = write(&mut sink, &ITEMS, "b", records, None).await;
+        assert_eq!((o.stats.inserted, o.stats.failed), (2, 1), "{o:?}");
+        assert_eq!(o.failures[0].key, "nul");
+        assert!(o.failures[0].reason.contains("NUL"), "{:?}", o.failures);
+        let keys: Vec<String> = h.rows("conformance_items").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["after", "before"]);
+    });
+}
+
 /// Full 500-record batches, with state saved and then cleared.
 pub fn batches_of_500_with_state(h: &mut impl Harness) {
     rt().block_on(async {
