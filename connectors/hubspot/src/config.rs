@@ -46,7 +46,7 @@ pub struct HubspotConfig {
     pub lookback_minutes: u32,
     /// Longest `properties` value of one list request, in characters. HubSpot answers 414
     /// past its URL limit, so a longer list is fetched in several requests per page whose
-    /// properties are merged by id (15,000, as Airbyte's connector does; API.md §2).
+    /// properties are merged by id (15,000, as Airbyte's connector does).
     #[serde(default = "default_properties_chunk_chars")]
     pub properties_chunk_chars: usize,
 }

@@ -76,7 +76,7 @@ pub(crate) fn prop_defs(t: ObjectType) -> &'static [PropDef] {
     }
 }
 
-/// The properties returned when a request names none (API.md §2).
+/// The properties returned when a request names none.
 fn default_props(t: ObjectType) -> &'static [&'static str] {
     match t {
         ObjectType::Contacts => &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],

@@ -1,7 +1,7 @@
 //! A simulator of the HubSpot CRM v3 API for tests, benchmarks and demos.
 //!
 //! It serves, on 127.0.0.1 only, the read endpoints a CRM connector uses, with
-//! the real paths, parameters and shapes (`shared/hubspot/API.md`):
+//! the real paths, parameters and shapes of HubSpot's CRM v3 API:
 //!
 //! - `GET /crm/v3/objects/{contacts|companies|deals}`: `limit` (default 10,
 //!   at most 100), `after`, `properties` (comma list, may repeat), `archived`
@@ -22,7 +22,7 @@
 //! Errors use HubSpot's body: `status`, `message`, `correlationId`,
 //! `category`; every response carries `X-HubSpot-Correlation-Id`.
 //!
-//! Decisions where API.md is silent: a `limit` above the maximum, a
+//! Decisions where HubSpot's documentation is silent: a `limit` above the maximum, a
 //! non-numeric `after`, an unknown filter or sort property and an unknown
 //! operator answer 400 `VALIDATION_ERROR`; the list cursor is the id of the
 //! next object; unknown requested properties are ignored and `createdate`,
@@ -92,7 +92,7 @@ pub struct SimConfig {
     /// Most recent requests kept in the request log.
     pub max_logged_requests: usize,
     /// Longest request URI (path and query) served; a longer one gets 414, as HubSpot
-    /// answers a too long `properties` list (API.md §2). `None`: no limit.
+    /// answers a too long `properties` list. `None`: no limit.
     pub max_uri_len: Option<usize>,
     /// Custom properties per object type (`custom_001`, ...) on top of the built-in ones,
     /// every object holding a value for each, as real portals have a hundred or more.

@@ -111,7 +111,7 @@ impl Out {
     }
 }
 
-/// HubSpot's error body (API.md §5).
+/// HubSpot's error body.
 fn error(status: u16, corr: &str, category: &str, message: &str) -> Out {
     Out::json(status, &json!({"status": "error", "message": message, "correlationId": corr, "category": category}))
 }

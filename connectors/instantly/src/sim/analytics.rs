@@ -13,7 +13,7 @@ use super::data::{Counters, Store};
 use super::util::midnight_ms;
 
 /// An analytics date range. Both ends are instants (date-only values are UTC
-/// midnight, API.md §2.3); a day belongs to the range when its midnight lies
+/// midnight); a day belongs to the range when its midnight lies
 /// within `[start, end]`, so `end_date=D` includes day D.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct DateRange {
@@ -96,7 +96,7 @@ impl Store {
             "unsubscribed_count": unsubscribed,
             "completed_count": completed,
             "total_opportunities": opportunities,
-            // A float in a `number` field (API.md §7 gotcha 16).
+            // A float in a `number` field.
             "total_opportunity_value": opportunities as f64 * camp.pl_value,
         })
     }
@@ -240,7 +240,7 @@ impl Store {
                 row.won += cols[12][k];
             }
             if let Some((opened, replies)) = camp.null_step {
-                // Events the API could not attribute to a step (API.md §3.5):
+                // Events the API could not attribute to a step:
                 // no sends, a few opens and replies.
                 let row = rows.entry((true, 0, 0)).or_default();
                 row.c.opened += opened;

@@ -103,7 +103,7 @@ fn limit_of(q: &Query, default: usize) -> usize {
 
 /// Items plus the cursor of the last one when the page is full: a full last
 /// page therefore still carries a cursor, and the next request gets an empty
-/// page without one (API.md §2.2 "Termination").
+/// page without one.
 fn page(items: Vec<String>, limit: usize, last_cursor: Option<String>, cursor_in: Option<String>) -> Reply {
     let next = if items.len() >= limit { last_cursor } else { None };
     Reply::Page { items, next, cursor_in }
@@ -122,7 +122,7 @@ fn campaigns(store: &Store, input: &Input<'_>) -> Result<Reply, ApiError> {
     let cursor = q.get("starting_after").filter(|c| !c.is_empty());
     let mut items = Vec::new();
     let mut last = None;
-    // Ordered by id descending, as real responses came back (API.md §2.2).
+    // Ordered by id descending, as real responses came back.
     for &c in &store.campaign_order {
         if impossible || items.len() >= limit {
             break;
@@ -280,7 +280,7 @@ fn leads(store: &Store, input: &Input<'_>) -> Result<Reply, ApiError> {
             _ => &[],
         }
     } else if b.in_campaign == Some(false) {
-        // Leads in no campaign (API.md §3.6: `in_campaign`; `campaign` is null for them).
+        // Leads in no campaign: `in_campaign` false, `campaign` null.
         &store.leads_no_campaign
     } else {
         &store.leads_all
@@ -412,7 +412,7 @@ fn accounts(store: &Store, input: &Input<'_>) -> Result<Reply, ApiError> {
         Value::Object(m).to_string()
     };
     if let Some(sort_by) = q.get("sort_by") {
-        // Offset mode: `sort_by` + `skip`, no cursor (API.md §3.7).
+        // Offset mode: `sort_by` + `skip`, no cursor.
         let mut rows: Vec<&super::data::Account> =
             store.accounts.iter().filter(|a| account_matches(&a.json, q)).collect();
         let key = |a: &super::data::Account| a.json.get(sort_by).and_then(Value::as_f64).unwrap_or(f64::MIN);
@@ -429,7 +429,7 @@ fn accounts(store: &Store, input: &Input<'_>) -> Result<Reply, ApiError> {
         return Ok(Reply::Page { items, next: None, cursor_in: None });
     }
     let cursor = q.get("starting_after").filter(|s| !s.is_empty());
-    // `timestamp_created&email`, or a legacy bare ISO timestamp (API.md §3.7).
+    // `timestamp_created&email`, or a legacy bare ISO timestamp.
     let after: Option<(i64, Option<&str>)> = match cursor {
         None => None,
         Some(c) => {
@@ -509,7 +509,7 @@ fn emails(store: &Store, input: &Input<'_>) -> Result<Reply, ApiError> {
     let hi = max.map_or(store.emails.len(), |m| store.emails.partition_point(|e| e.created_ms <= m));
     let (lo, hi) =
         if asc { (cursor_pos.map_or(lo, |p| lo.max(p + 1)), hi) } else { (lo, cursor_pos.map_or(hi, |p| hi.min(p))) };
-    // The default tab when `mode` is omitted is undocumented (API.md §3.8);
+    // The default tab when `mode` is omitted is undocumented;
     // the simulator shows only "focused" then, so a sync must send emode_all.
     let mode = q.get("mode").unwrap_or("emode_focused");
     let campaign = q.get("campaign_id").filter(|s| !s.is_empty());

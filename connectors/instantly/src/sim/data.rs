@@ -238,7 +238,7 @@ pub(crate) struct Store {
 const CAMPAIGN_STATUSES: &[i64] = &[1, 2, 3, 0, 1, 4, -1, 1, -2, 2, 3, -99];
 const LEAD_STATUS_CONTACTED: &[i8] = &[1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 2, -1, -1, -2, -3];
 /// Interest statuses of leads that replied; 7 and -5 stand for custom label
-/// values, which API.md §3.6/§4 says the field can hold.
+/// values, which the field can hold (Instantly's enums are open integer sets).
 const INTEREST_VALUES: &[i16] = &[1, 1, 1, 1, 2, 2, 3, 4, 0, 0, -1, -1, -2, -3, -4, 7, -5];
 
 /// The time part of the ids of records created at the clock's start (2026-06-01T00:00Z).
@@ -337,7 +337,7 @@ impl Store {
         i: usize,
     ) -> Map<String, Value> {
         let status: i64 = [1, 1, 1, 1, 1, 2, 3, -1, -2, -3][rng.random_range(0..10)];
-        // 12 is a provider code newer than the spec's enum (API.md §4: enum sets grow).
+        // 12 is a provider code newer than the spec's enum.
         let provider: i64 = [2, 2, 2, 3, 3, 1, 4, 8, 11, 12][rng.random_range(0..10)];
         let warmup_status: i64 = if status < 0 { [0, -1, -2][i % 3] } else { [1, 1, 1, 0][i % 4] };
         let updated = created + rng.random_range(0..(self.now_ms - created).max(1));
@@ -411,7 +411,7 @@ impl Store {
         }
         m.insert("autofix_failed".into(), json!(false));
         // Still returned by the real API though dropped from the spec on
-        // 2026-07-13 (API.md §3.7, §7 gotcha 14).
+        // 2026-07-13.
         if i % 3 == 1 {
             m.insert("warmup_pool_id".into(), json!(uuid_str(self.org ^ 0x5a5a)));
         }
@@ -663,7 +663,7 @@ impl Store {
         let from = self.now_ms - i64::from(days) * DAY_MS;
         let mut times: Vec<i64> = (0..n).map(|_| rng.random_range(from..self.now_ms)).collect();
         times.sort_unstable();
-        // Several emails share their timestamp_created exactly (API.md §5 overlap).
+        // Several emails share their timestamp_created exactly.
         for i in 1..times.len() {
             if rng.random_bool(0.12) {
                 times[i] = times[i - 1];
@@ -786,8 +786,8 @@ struct CampaignSeed<'a> {
 }
 
 /// The campaign item. Real responses omit optional fields instead of sending
-/// null, send `{}` schedules and odd `start_date`s (API.md §3.1 "Observed
-/// deviations"); every variant appears across the first few campaigns.
+/// null, send `{}` schedules and odd `start_date`s; every variant appears across
+/// the first few campaigns.
 fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
     let i = s.i;
     let day = |ms: i64| date_of(ms).format("%Y-%m-%d").to_string();
@@ -867,7 +867,7 @@ fn campaign_json(s: CampaignSeed<'_>) -> Map<String, Value> {
     if i.is_multiple_of(2) {
         m.insert("email_tag_list".into(), json!([]));
     }
-    // A float in a `number` field (API.md §7 gotcha 16).
+    // A float in a `number` field.
     m.insert("daily_limit".into(), if i % 3 == 1 { json!(50.0) } else { json!(300) });
     m.insert("stop_on_reply".into(), json!(true));
     if i % 2 == 1 {

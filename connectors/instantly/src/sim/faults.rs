@@ -51,7 +51,7 @@ pub enum FaultKind {
     /// Status 200 with a complete body that is not valid JSON.
     MalformedJson,
     /// A non-JSON HTML 403 page as Cloudflare sends when it blocks a client
-    /// (error 1010, API.md §6.4).
+    /// (error 1010).
     Html403,
     /// Delay the response by this many milliseconds, then answer normally.
     Latency(u64),

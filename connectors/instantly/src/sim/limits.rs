@@ -1,4 +1,4 @@
-//! Rate limits as the real API enforces them (API.md §6.1): a workspace-wide
+//! Rate limits as the real API enforces them: a workspace-wide
 //! budget per second and per minute shared by every endpoint, and a separate
 //! 20-per-minute budget for `GET /emails`. Sliding windows; requests answered
 //! with 429 do not consume budget.

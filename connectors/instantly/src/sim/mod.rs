@@ -3,8 +3,8 @@
 //!
 //! It serves the eight read endpoints the connector uses, with the real
 //! paths, parameter names, validation errors, cursor pagination, response
-//! shapes and error bodies (see `shared/instantly/API.md` and the OpenAPI
-//! document), over seeded data that mirrors what real responses look like:
+//! shapes and error bodies of Instantly's API v2 and its OpenAPI document
+//! (copied in `tests/sim/`), over seeded data that mirrors what real responses look like:
 //! optional fields absent rather than null, `{}` schedules, empty-string
 //! dates, floats in `number` fields, enum values outside the documented sets,
 //! emails sharing a `timestamp_created`, step analytics from step 0 with a
@@ -33,7 +33,7 @@
 //! `GET /__sim/stats`, `GET /__sim/dataset`, `POST /__sim/faults` (a JSON
 //! [`Fault`]), `DELETE /__sim/faults` and `DELETE /__sim/requests`.
 //!
-//! Decisions where the documents are silent (API.md §12): the last page omits
+//! Decisions where the documents are silent: the last page omits
 //! `next_starting_after`, and a full page always carries one (so a listing
 //! whose size is a multiple of `limit` ends with an empty page); `limit`
 //! defaults to 10; campaigns come newest id first, accounts by
@@ -105,13 +105,13 @@ pub struct SimConfig {
     /// so tests run fast).
     pub emails_limit_per_min: Option<u32>,
     /// Whether 429s from the budgets above carry `Retry-After` (the real API
-    /// is not known to send it, API.md §6.2; default false).
+    /// is not known to send it; default false).
     pub limit_retry_after: bool,
     /// Start of the simulator clock (default: midnight UTC at the start of yesterday, so a
     /// simulator restarted on the same day with the same seed serves the same data, and a
     /// day of mutations still lies in the past; ids depend on the seed alone).
     pub now: Option<DateTime<Utc>>,
-    /// Page size when a request gives no `limit` (10, as observed; API.md §2.2).
+    /// Page size when a request gives no `limit` (10, as observed).
     pub default_limit: usize,
     /// Most recent requests kept in the request log.
     pub max_logged_requests: usize,

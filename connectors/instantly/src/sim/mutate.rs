@@ -31,7 +31,7 @@ pub struct MutateSpec {
     pub new_list_leads: usize,
     /// Existing leads changed (default 10): a status or interest change
     /// (advances `timestamp_updated`), or a new open (which, as in the real
-    /// API, does not; API.md §5).
+    /// API, does not).
     pub update_leads: usize,
     /// Existing campaigns whose status changes (default 1; advances `timestamp_updated`).
     pub update_campaigns: usize,

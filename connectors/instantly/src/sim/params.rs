@@ -1,6 +1,6 @@
 //! Request parsing and validation with the messages the real API's Fastify
 //! server (ajv, type coercion on) produces, and the error bodies the
-//! documents give (API.md §6.3).
+//! documents give.
 
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -62,7 +62,7 @@ impl ApiError {
         Self::fastify(400, message.as_ref())
     }
 
-    /// The analytics endpoints' 400 shape: `{"message"}` only (API.md §2.3).
+    /// The analytics endpoints' 400 shape: `{"message"}` only.
     pub(crate) fn analytics(message: &str) -> Self {
         Self::with_body(400, json!({"message": message}))
     }
@@ -93,7 +93,7 @@ impl ApiError {
     }
 }
 
-/// Parsed query string; keys may repeat (`ids=a&ids=b`, API.md §7 gotcha 5).
+/// Parsed query string; keys may repeat (`ids=a&ids=b`).
 #[derive(Debug, Default)]
 pub(crate) struct Query {
     pairs: Vec<(String, String)>,

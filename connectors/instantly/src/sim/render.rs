@@ -72,7 +72,7 @@ pub(crate) fn lead_has_email(lead: &Lead) -> bool {
 /// `Some(Some(v))` renders `v`, `Some(None)` renders null, `None` omits the key.
 type Opt<T> = Option<Option<T>>;
 
-/// `status_summary`: `{}` for most leads, as in real data (API.md §3.6).
+/// `status_summary`: `{}` for most leads, as in real data.
 #[derive(Serialize)]
 struct StatusSummary {
     #[serde(rename = "lastStep", skip_serializing_if = "Option::is_none")]
@@ -410,7 +410,7 @@ impl Store {
         let message_id = format!("<{:016x}@mail.{domain}>", m.next());
         let cc = m.chance(0.3).then_some(None);
         let campaign = self.campaigns.get(e.campaign as usize).filter(|_| e.campaign != NONE);
-        // A float in a `number` field (API.md §7 gotcha 16).
+        // A float in a `number` field.
         let ai_interest_value = (!sent).then(|| *m.pick(&[0.25, 0.5, 0.75, 0.9]));
         let attachment_json = m.chance(0.05).then(|| {
             json!({"files": [{"filename": "deck.pdf", "size": 48213, "type": "application/pdf",

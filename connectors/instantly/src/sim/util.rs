@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// Leads created before this instant (2025-10-15T00:00:00Z) carry random UUIDv4
-/// ids, later ones time-ordered UUIDv7 ids (API.md §2.1, §3.6).
+/// ids, later ones time-ordered UUIDv7 ids.
 pub(crate) const V7_CUTOFF_MS: i64 = 1_760_486_400_000;
 
 /// A random-looking UUIDv4 built from 128 random bits.
@@ -155,7 +155,7 @@ pub(crate) fn parse_instant(s: &str) -> Option<i64> {
 }
 
 /// Parses an analytics date parameter: `YYYY-MM-DD` (UTC midnight) or a full
-/// ISO-8601 timestamp (API.md §2.3).
+/// ISO-8601 timestamp.
 pub(crate) fn parse_date_param(s: &str) -> Option<i64> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Some(midnight_ms(d));

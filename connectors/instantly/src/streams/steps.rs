@@ -59,7 +59,7 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
         for r in &mut records {
             let step = key_part(r.get("step"));
             let variant = key_part(r.get("variant"));
-            // "null" strings are nulls (API.md gotcha 12); numeric strings load as numbers.
+            // "null" strings are nulls; numeric strings load as numbers.
             if r.get("step").and_then(Value::as_str) == Some("null") {
                 r.insert("step".into(), Value::Null);
             }

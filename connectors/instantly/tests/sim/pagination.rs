@@ -15,7 +15,7 @@ async fn campaigns_pages_match_dataset() {
         let (items, _) = env.all_get("/campaigns", &[("limit", limit)]).await;
         assert_eq!(items, ds.campaigns, "limit {limit}");
     }
-    // Newest id first, as observed (API.md §2.2).
+    // Newest id first, as observed.
     let got = ids(&ds.campaigns);
     let mut sorted = got.clone();
     sorted.sort_by(|a, b| b.cmp(a));
@@ -62,7 +62,7 @@ async fn leads_pages_match_dataset_per_campaign_and_without_campaign() {
     let (all, _) = env.all_leads(&json!({"limit": 100})).await;
     assert_eq!(all, ds.leads);
     assert_eq!(all.len(), 6 * 60 + 23);
-    // Ordered by id ascending (API.md §3.6).
+    // Ordered by id ascending.
     let got = ids(&all);
     let mut sorted = got.clone();
     sorted.sort();
@@ -79,7 +79,7 @@ async fn leads_pages_match_dataset_per_campaign_and_without_campaign() {
         assert_eq!(items.len(), 60);
         seen += items.len();
     }
-    // Leads in no campaign: `in_campaign: false` (API.md §3.6); they carry no `campaign`.
+    // Leads in no campaign: `in_campaign: false`; they carry no `campaign`.
     let (none, _) = env.all_leads(&json!({"in_campaign": false, "limit": 5})).await;
     let expected: Vec<Value> = ds.leads_of(None).into_iter().cloned().collect();
     assert_eq!(none, expected);
@@ -213,7 +213,7 @@ async fn analytics_match_dataset() {
         let ov = env.get("/campaigns/analytics/overview", &[("id", c)]).await.json();
         assert_eq!(Some(&ov), ds.overview.get(&scope));
     }
-    // `ids` repeated selects several; `campaign_id` is ignored by /campaigns/analytics (API.md §7.1).
+    // `ids` repeated selects several; `campaign_id` is ignored by /campaigns/analytics.
     let cids = env.sim.campaign_ids();
     let two = env.get("/campaigns/analytics", &[("ids", &cids[0]), ("ids", &cids[2])]).await.json();
     assert_eq!(two, json!([ds.campaign_analytics[0], ds.campaign_analytics[2]]));
@@ -266,19 +266,19 @@ fn generation_is_deterministic_per_seed() {
 #[test]
 fn dataset_shows_real_world_deviations() {
     let ds = Simulator::new(SimConfig { campaigns: 12, ..small() }).dataset();
-    // `{}` schedules, empty-string and ISO start dates, absent optional fields (API.md §3.1).
+    // `{}` schedules, empty-string and ISO start dates, absent optional fields.
     assert!(ds.campaigns.iter().any(|c| c["campaign_schedule"] == json!({})));
     assert!(ds.campaigns.iter().any(|c| c["campaign_schedule"]["start_date"] == json!("")));
     assert!(ds.campaigns.iter().any(|c| c["campaign_schedule"]["start_date"].as_str().is_some_and(|s| s.len() > 10)));
     assert!(ds.campaigns.iter().any(|c| c.get("pl_value").is_none()));
-    // Floats in `number` fields (API.md §7 gotcha 16).
+    // Floats in `number` fields.
     assert!(ds.campaigns.iter().any(|c| c["pl_value"].is_f64()));
     assert!(ds.accounts.iter().any(|a| a["stat_warmup_score"].is_f64()));
-    // Enum values outside the documented sets (API.md §4).
+    // Enum values outside the documented sets.
     assert!(ds.leads.iter().any(|l| l["lt_interest_status"].as_i64().is_some_and(|v| !(-4..=4).contains(&v))));
     // Leads without an email (LEGACY-SCHEMA.md).
     assert!(ds.leads.iter().any(|l| l.get("email").is_none()));
-    // Every status of §4.1 that the cycle reaches.
+    // Every documented campaign status that the cycle reaches.
     let statuses: HashSet<i64> = ds.campaigns.iter().filter_map(|c| c["status"].as_i64()).collect();
     for s in [0, 1, 2, 3, 4, -1, -2, -99] {
         assert!(statuses.contains(&s), "status {s}");

@@ -1,11 +1,11 @@
 //! (e) Every response the connector can get validates against the response
-//! schema in Instantly's OpenAPI document (`shared/instantly/openapi-v2.json`, copied
+//! schema in Instantly's OpenAPI document (`openapi-v2.json`, copied
 //! unchanged next to this file so that a clone of the repository alone runs the test),
 //! with `$ref`s resolved into its components and formats checked.
 //!
 //! Where the simulator deliberately reproduces a documented deviation of the
 //! real API from its spec, [`relaxed_components`] relaxes exactly that part
-//! of the schema and names the API.md passage; nothing is skipped wholesale.
+//! of the schema and says which deviation it is; nothing is skipped wholesale.
 
 use std::sync::OnceLock;
 
@@ -30,7 +30,7 @@ fn spec() -> &'static Value {
 fn relaxed_components(doc: &Value) -> Value {
     let mut schemas = doc["components"]["schemas"].clone();
 
-    // API.md §3.1 "Observed deviations in real responses": `campaign_schedule`
+    // Observed in real responses: `campaign_schedule`
     // can be `{}`, and `campaign_schedule.start_date` can be `""` or a full
     // ISO timestamp instead of `YYYY-MM-DD`.
     let cs = &mut schemas["Campaign"]["properties"]["campaign_schedule"];
@@ -42,16 +42,15 @@ fn relaxed_components(doc: &Value) -> Value {
     let original = cs.take();
     *cs = json!({"anyOf": [original, {"type": "object", "maxProperties": 0}]});
 
-    // API.md §3.6 (Lead table: `lt_interest_status` is "enum §4.4 or a custom
-    // label value") and §4 ("Treat every enum as an open integer set").
+    // `lt_interest_status` holds an enum value or a custom label value: every enum is
+    // an open integer set.
     remove_enum(&mut schemas["Lead"]["properties"]["lt_interest_status"]);
 
-    // API.md §4: enum sets grow (`provider_code` gained 8 on 2026-02-02 and 11
-    // on 2026-07-31); §7 gotcha 15. The simulator sends a newer code, 12.
+    // Enum sets grow (`provider_code` gained 8 on 2026-02-02 and 11 on 2026-07-31).
+    // The simulator sends a newer code, 12.
     remove_enum(&mut schemas["Account"]["properties"]["provider_code"]);
 
-    // API.md §3.7 "Fields that appear in doc examples but were removed from the
-    // spec on 2026-07-13 ... warmup_pool_id" and §7 gotcha 14: still returned.
+    // `warmup_pool_id` was removed from the spec on 2026-07-13 but is still returned.
     schemas["Account"]["properties"]["warmup_pool_id"] = json!({"type": ["null", "string"]});
 
     schemas
@@ -263,7 +262,7 @@ async fn error_bodies_validate() {
         assert_valid(&validator(path, "get", "400"), &r.json(), &format!("400 of {path}"));
     }
     // The spec documents no 400 for GET /campaigns, /accounts and /emails,
-    // though their `limit` is bounded 1..=100; API.md §6.3 gives the Fastify
+    // though their `limit` is bounded 1..=100; every 400 has the Fastify
     // shape for every 400, so their limit errors are checked against the 400
     // schema documented for POST /leads/list.
     let fastify = validator("/api/v2/leads/list", "post", "400");
