@@ -409,18 +409,10 @@ async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u
         started_at: Utc::now(),
         stale_after: std::time::Duration::from_secs(120),
     };
-    loop {
-        match sink.begin_run(&run).await {
-            Err(ferry_core::error::SinkError::Locked { batch_id: holder, .. }) if wait => {
-                crate::output::emit_err(&format!("waiting for the running sync ({holder}) to finish\n"));
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            other => {
-                other?;
-                break;
-            }
-        }
-    }
+    let _guard = console_logging(Some(&config), false)?;
+    let cancel = CancellationToken::new();
+    install_signal_handlers(cancel.clone());
+    engine::take_run_lock(sink.as_mut(), &run, wait, &cancel).await?;
     let before = sink.load_state(&config.name).await;
     let result = async {
         let before = before?;

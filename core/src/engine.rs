@@ -445,24 +445,8 @@ pub async fn run(
         stale_after: options.stale_after,
     };
     // A dry run records no run and takes no lock: it changes nothing for anyone to wait on.
-    let lock = if options.dry_run {
-        LockOutcome::Acquired
-    } else {
-        loop {
-            match sink.begin_run(&run_start).await {
-                Err(SinkError::Locked { batch_id: holder, .. }) if options.wait_for_lock => {
-                    info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        _ = cancel.cancelled() => return Err(SinkError::Open("interrupted while waiting for the run lock".into()).into()),
-                    }
-                }
-                other => break other?,
-            }
-        }
-    };
-    if let LockOutcome::TookOver { batch_id: stale, heartbeat_at } = &lock {
-        warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process is gone or stopped sending heartbeats)");
+    if !options.dry_run {
+        take_run_lock(sink.as_mut(), &run_start, options.wait_for_lock, &cancel).await?;
     }
     let stream_names: Vec<&str> = pipeline.streams.iter().map(|s| s.name).collect();
     info!(
@@ -554,6 +538,34 @@ pub async fn run(
         pipeline.sink.end_run(&end, logging::drain_db_rows()).await?;
     }
     Ok(report)
+}
+
+/// Takes the pipeline's run lock for `run` (recording it `running`): with `wait`, polls
+/// while another run holds it, until it is free or `cancel` fires; a stale holder's lock is
+/// taken over with a warning. Used by `sync` and by anything else that must not overlap a
+/// sync (`state reset`).
+pub async fn take_run_lock(
+    sink: &mut dyn Sink,
+    run: &RunStart,
+    wait: bool,
+    cancel: &CancellationToken,
+) -> Result<(), SinkError> {
+    let lock = loop {
+        match sink.begin_run(run).await {
+            Err(SinkError::Locked { batch_id: holder, .. }) if wait => {
+                info!(step = "lock", holder = %holder, "waiting for the running sync to finish");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = cancel.cancelled() => return Err(SinkError::Open("interrupted while waiting for the run lock".into())),
+                }
+            }
+            other => break other?,
+        }
+    };
+    if let LockOutcome::TookOver { batch_id: stale, heartbeat_at } = &lock {
+        warn!(step = "lock", stale_batch = %stale, last_heartbeat = %heartbeat_at, "took over a stale run lock (its process is gone or stopped sending heartbeats)");
+    }
+    Ok(())
 }
 
 type DriveResult = (BTreeMap<String, StreamReport>, bool, bool);

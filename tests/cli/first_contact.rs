@@ -205,6 +205,15 @@ fn state_reset_takes_the_run_lock_and_says_what_it_clears() {
     let out = text(&o).0;
     assert!(out.contains("clearing events") && out.contains("\"seq\""), "{out}");
     assert!(out.contains("cleared 1 saved cursor"), "{out}");
+    // With --wait it queues behind the running sync and then clears.
+    let mut running = s.cmd(&["sync", "p.toml", "-q", "--all"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let o = s.run(&["state", "reset", "p.toml", "--wait"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("waiting for the running sync"), "{err}");
+    assert!(running.try_wait().unwrap().is_some(), "the reset ran before the sync ended");
+    running.wait().unwrap();
 }
 
 #[test]
