@@ -232,7 +232,7 @@ impl RunStatus {
         }
     }
 
-    /// Process exit code (DESIGN.md).
+    /// Process exit code: 0 ok, 1 failed or timed out, 3 partial, 130 interrupted.
     pub fn exit_code(self) -> i32 {
         match self {
             RunStatus::Ok => 0,
@@ -864,13 +864,26 @@ fn spawn_reader(ctx: ReaderCtx) {
 
 async fn read_stream(ctx: ReaderCtx) {
     let stream = ctx.stream;
-    let partitions = match (stream.partitioning, &ctx.parents) {
-        (Partitioning::None, _) => Ok(vec![Partition::whole()]),
-        (Partitioning::Parent { .. }, Some(parents)) => ctx.source.partitions_from(stream, parents).await,
-        _ => {
-            let _permit = ctx.permits.acquire().await;
-            ctx.source.partitions(stream).await
+    let listing = async {
+        match (stream.partitioning, &ctx.parents) {
+            (Partitioning::None, _) => Ok(vec![Partition::whole()]),
+            (Partitioning::Parent { .. }, Some(parents)) => ctx.source.partitions_from(stream, parents).await,
+            _ => {
+                let _permit = ctx.permits.acquire().await;
+                ctx.source.partitions(stream).await
+            }
         }
+    };
+    // Listing may take requests, retries and waits: a signal or the run's time limit
+    // stops it like any read.
+    let partitions = tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => {
+            let _ = ctx.tx.send(Msg::PartitionDone { stream: stream.name, error: None, interrupted: true }).await;
+            let _ = ctx.tx.send(Msg::StreamDone { stream: stream.name, partitions: 0 }).await;
+            return;
+        }
+        p = listing => p,
     };
     let partitions = match partitions {
         Ok(p) => p,

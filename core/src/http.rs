@@ -81,9 +81,111 @@ pub const PACING_MARGIN: f64 = 1.03;
 /// The rate limiter of one run: named budgets, each with one or two quotas. Requests
 /// are spaced evenly (no bursts), so a server counting in sliding windows never sees
 /// more than the budget.
+///
+/// A budget also adapts to the server (additive increase, multiplicative decrease): a
+/// 429 halves the pace of every stream that shares the budget, and each success then
+/// raises it a little, quickly up to just under the pace that drew the 429 and slowly
+/// beyond, back to the configured rate. A server whose real limit is below the
+/// configured budget then sees a few 429s per run instead of one per request.
 #[derive(Debug, Default)]
 pub struct Limiter {
-    budgets: BTreeMap<String, Vec<(Duration, DefaultDirectRateLimiter)>>,
+    budgets: BTreeMap<String, Named>,
+}
+
+#[derive(Debug)]
+struct Named {
+    quotas: Vec<(Duration, DefaultDirectRateLimiter)>,
+    /// `None` for a budget without rates.
+    adaptive: Option<Adaptive>,
+}
+
+/// The adaptive pace of one budget. `governor`'s quotas are fixed once built (a new
+/// limiter would forget its schedule and let a request through at once), so the slower
+/// pace is a schedule of its own: each request takes the next slot, one interval after
+/// the previous one.
+#[derive(Debug)]
+struct Adaptive {
+    /// The configured rate (requests per second of the tightest quota).
+    full: f64,
+    /// Whether the pace is below `full` (the common case, `false`, takes no lock).
+    slowed: std::sync::atomic::AtomicBool,
+    pace: std::sync::Mutex<Pace>,
+}
+
+#[derive(Debug)]
+struct Pace {
+    rate: f64,
+    /// The rate that last drew a 429.
+    ceiling: f64,
+    next: tokio::time::Instant,
+    last_cut: Option<Instant>,
+}
+
+/// What a 429 does to the pace.
+const DECREASE: f64 = 0.5;
+/// Increase per success, as a share of the configured rate: below 90% of the pace that
+/// drew the last 429, and above it.
+const INCREASE_FAST: f64 = 0.02;
+const INCREASE_SLOW: f64 = 0.001;
+
+impl Adaptive {
+    fn new(full: f64) -> Self {
+        Adaptive {
+            full,
+            slowed: std::sync::atomic::AtomicBool::new(false),
+            pace: std::sync::Mutex::new(Pace {
+                rate: full,
+                ceiling: full,
+                next: tokio::time::Instant::now(),
+                last_cut: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot of the next request, when the pace is slowed.
+    fn slot(&self) -> Option<tokio::time::Instant> {
+        if !self.slowed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut p = self.lock();
+        let slot = p.next.max(tokio::time::Instant::now());
+        p.next = slot + Duration::from_secs_f64(1.0 / p.rate);
+        Some(slot)
+    }
+
+    /// A 429: the pace halves, once per burst (the requests already in flight when the
+    /// first 429 came answer 429 too, and count once). Returns (old, new) rates.
+    fn cut(&self) -> Option<(f64, f64)> {
+        let mut p = self.lock();
+        let now = Instant::now();
+        let quiet = Duration::from_secs_f64((2.0 / p.rate).max(1.0));
+        if p.last_cut.is_some_and(|t| now.duration_since(t) < quiet) {
+            return None;
+        }
+        let old = p.rate;
+        p.ceiling = old;
+        p.rate = (old * DECREASE).max(self.full / 64.0);
+        p.last_cut = Some(now);
+        self.slowed.store(true, Ordering::Relaxed);
+        Some((old, p.rate))
+    }
+
+    /// A success: the pace rises a step; back at the configured rate, it is not slowed.
+    fn raise(&self) {
+        if !self.slowed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut p = self.lock();
+        let step = if p.rate < p.ceiling * 0.9 { INCREASE_FAST } else { INCREASE_SLOW };
+        p.rate = (p.rate + self.full * step).min(self.full);
+        if p.rate >= self.full {
+            self.slowed.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Checks named budgets from a pipeline file: a rate of 0 would mean "no limit" to the
@@ -117,7 +219,8 @@ impl Limiter {
                     }
                 }
             }
-            out.insert(name.clone(), quotas);
+            let full = quotas.iter().map(|(i, _)| 1.0 / i.as_secs_f64()).min_by(f64::total_cmp);
+            out.insert(name.clone(), Named { quotas, adaptive: full.map(Adaptive::new) });
         }
         Limiter { budgets: out }
     }
@@ -126,18 +229,57 @@ impl Limiter {
     pub async fn acquire(&self, names: &[&str]) -> Duration {
         let start = Instant::now();
         for name in names {
-            if let Some(quotas) = self.budgets.get(*name) {
-                for (_, q) in quotas {
+            if let Some(named) = self.budgets.get(*name) {
+                for (_, q) in &named.quotas {
                     q.until_ready().await;
+                }
+                if let Some(slot) = named.adaptive.as_ref().and_then(Adaptive::slot) {
+                    tokio::time::sleep_until(slot).await;
                 }
             }
         }
         start.elapsed()
     }
 
-    /// The rate (requests per second) of a budget's tightest quota.
+    /// The configured rate (requests per second) of a budget's tightest quota.
     pub fn rate(&self, name: &str) -> Option<f64> {
-        self.budgets.get(name)?.iter().map(|(i, _)| 1.0 / i.as_secs_f64()).min_by(f64::total_cmp)
+        self.budgets.get(name)?.adaptive.as_ref().map(|a| a.full)
+    }
+
+    /// The pace of a budget now (below [`Limiter::rate`] after 429s).
+    pub fn current_rate(&self, name: &str) -> Option<f64> {
+        self.budgets.get(name)?.adaptive.as_ref().map(|a| a.lock().rate)
+    }
+
+    /// A request counted against `names` was answered 429: the tightest of those budgets
+    /// (the one the server most likely counts, such as a per-endpoint budget inside the
+    /// workspace's) slows down.
+    pub fn rate_limited(&self, names: &[&str]) {
+        let tightest = names
+            .iter()
+            .filter_map(|name| Some((*name, self.budgets.get(*name)?.adaptive.as_ref()?)))
+            .min_by(|a, b| a.1.full.total_cmp(&b.1.full));
+        if let Some((name, a)) = tightest
+            && let Some((from, to)) = a.cut()
+        {
+            tracing::warn!(
+                step = "rate_limit",
+                budget = name,
+                from_per_second = (from * 100.0).round() / 100.0,
+                to_per_second = (to * 100.0).round() / 100.0,
+                configured_per_second = (a.full * 100.0).round() / 100.0,
+                "the server answers 429 at this pace: every stream of the budget slows down, then speeds up again step by step"
+            );
+        }
+    }
+
+    /// A request counted against `names` succeeded: slowed budgets speed up a step.
+    pub fn succeeded(&self, names: &[&str]) {
+        for name in names {
+            if let Some(a) = self.budgets.get(*name).and_then(|n| n.adaptive.as_ref()) {
+                a.raise();
+            }
+        }
     }
 }
 
@@ -348,6 +490,89 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     Some((at.with_timezone(&chrono::Utc) - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// A response body parsed as JSON, and what had to be repaired for it to parse.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The value, or why the body is not JSON.
+    pub json: Result<Value, serde_json::Error>,
+    /// Byte sequences that were not UTF-8, each replaced by U+FFFD.
+    pub not_utf8: usize,
+    /// `\uD800`-`\uDFFF` escapes not part of a pair, each replaced by `\uFFFD`.
+    pub lone_surrogates: usize,
+}
+
+/// Parses a response body. Text that is not valid Unicode is repaired rather than failing
+/// the whole page (which would fail it on every run, for good): bytes that are not UTF-8
+/// (a record saved in Latin-1) and lone surrogate escapes (JavaScript's `JSON.stringify`
+/// writes them for a string cut inside an emoji) become U+FFFD, the replacement
+/// character, and the caller logs how many.
+pub fn decode_json(body: Vec<u8>) -> Decoded {
+    let (mut text, not_utf8) = match String::from_utf8(body) {
+        Ok(text) => (text, 0),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let bad = bytes.utf8_chunks().filter(|c| !c.invalid().is_empty()).count();
+            (String::from_utf8_lossy(&bytes).into_owned(), bad)
+        }
+    };
+    // One UTF-8 check over the whole body (above), then a parse that does not check each
+    // string again (a few percent of a sync's CPU).
+    let mut json = serde_json::from_str::<Value>(&text);
+    let mut lone_surrogates = 0;
+    if json.as_ref().is_err_and(|e| {
+        let m = e.to_string();
+        m.contains("surrogate") || m.contains("hex escape")
+    }) {
+        lone_surrogates = replace_lone_surrogates(&mut text);
+        if lone_surrogates > 0 {
+            json = serde_json::from_str(&text);
+        }
+    }
+    Decoded { json, not_utf8, lone_surrogates }
+}
+
+/// Rewrites each `\uXXXX` escape of a lone surrogate (inside a JSON string) as `\uFFFD`,
+/// in place (same length); returns how many.
+fn replace_lone_surrogates(text: &mut String) -> usize {
+    fn hex4(b: &[u8], at: usize) -> Option<u32> {
+        let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    }
+    // Only ASCII is rewritten as ASCII, so the text stays UTF-8: work on the bytes.
+    let mut bytes = std::mem::take(text).into_bytes();
+    let (mut i, mut in_string, mut fixed) = (0, false, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                in_string = !in_string;
+                i += 1;
+            }
+            b'\\' if in_string && bytes.get(i + 1) == Some(&b'u') => {
+                let Some(unit) = hex4(&bytes, i + 2) else {
+                    i += 2;
+                    continue;
+                };
+                let paired_low = bytes.get(i + 6) == Some(&b'\\')
+                    && bytes.get(i + 7) == Some(&b'u')
+                    && hex4(&bytes, i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+                match unit {
+                    0xD800..0xDC00 if paired_low => i += 12,
+                    0xD800..0xE000 => {
+                        bytes[i + 2..i + 6].copy_from_slice(b"FFFD");
+                        fixed += 1;
+                        i += 6;
+                    }
+                    _ => i += 6,
+                }
+            }
+            b'\\' if in_string => i += 2,
+            _ => i += 1,
+        }
+    }
+    *text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    fixed
+}
+
 impl HttpClient {
     /// Builds the client.
     pub fn new(config: ClientConfig) -> Result<Self, HttpError> {
@@ -412,7 +637,10 @@ impl HttpClient {
             self.metrics.limiter_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             self.metrics.requests.fetch_add(1, Ordering::Relaxed);
             match self.attempt(req).await {
-                Attempt::Done(v) => return Ok(v),
+                Attempt::Done(v) => {
+                    self.limiter.succeeded(&req.budgets);
+                    return Ok(v);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Fatal(e) => {
                     let _ = self.fatal.set(e.clone());
@@ -421,6 +649,7 @@ impl HttpClient {
                 Attempt::Retry { wait, reason, status } => {
                     if status == Some(429) {
                         self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        self.limiter.rate_limited(&req.budgets);
                     }
                     let exhausted = attempt >= policy.max_attempts;
                     if exhausted || !budget.take() {
@@ -577,12 +806,21 @@ impl HttpClient {
                 joined
             }
         };
-        // One UTF-8 check over the whole body, then a parse that does not check each string
-        // again (a few percent of a sync's CPU). Invalid UTF-8 goes to the byte parser,
-        // which says where it is.
-        let json: Result<Value, _> = match std::str::from_utf8(&body) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(&body),
+        let body_len = body.len();
+        let json = match decode_json(body) {
+            Decoded { json, not_utf8: 0, lone_surrogates: 0 } => json,
+            Decoded { json, not_utf8, lone_surrogates } => {
+                if json.is_ok() {
+                    tracing::warn!(
+                        step = "fetch",
+                        endpoint = %req.endpoint(),
+                        not_utf8,
+                        lone_surrogates,
+                        "the response holds text that is not valid Unicode (bytes that are not UTF-8, or halves of a surrogate pair): each was replaced by U+FFFD and the records kept"
+                    );
+                }
+                json
+            }
         };
         let hints = &self.config.hints;
         let endpoint = req.endpoint();
@@ -611,9 +849,14 @@ impl HttpClient {
         match status {
             200..=299 => match json {
                 Ok(v) => Attempt::Done(v),
+                // Nesting past the parser's limit (128 levels) is the server's shape, not a
+                // transfer that went wrong: asking again would get the same.
+                Err(e) if e.to_string().contains("recursion limit exceeded") => fail(format!(
+                    "{endpoint}: the {status} response nests JSON deeper than ferry parses ({e}); this is not retried"
+                )),
                 Err(e) => Attempt::Retry {
                     wait: None,
-                    reason: format!("malformed JSON in a {status} response ({} bytes): {e}", body.len()),
+                    reason: format!("malformed JSON in a {status} response ({body_len} bytes): {e}"),
                     status: Some(status),
                 },
             },
@@ -725,6 +968,77 @@ mod tests {
             let _ = parse_retry_after(&value, now);
             let _ = parse_retry_after(&secs.to_string(), now);
         }
+    }
+
+    #[test]
+    fn text_that_is_not_unicode_is_repaired_not_refused() {
+        let d = decode_json(br#"{"a": "half \ud800 pair \ud83d\ude00 low \udc00 esc \\ud800"}"#.to_vec());
+        assert_eq!(d.lone_surrogates, 2);
+        assert_eq!(d.json.unwrap()["a"], "half \u{fffd} pair \u{1f600} low \u{fffd} esc \\ud800");
+        let d = decode_json(b"{\"a\": \"caf\xe9 \xff\xfe\"}".to_vec());
+        assert_eq!(d.not_utf8, 3);
+        assert_eq!(d.json.unwrap()["a"], "caf\u{fffd} \u{fffd}\u{fffd}");
+        // An escape outside a string (a key here is inside one) is not a string's: left alone.
+        let d = decode_json(br#"{"\ud800": 1}"#.to_vec());
+        assert_eq!((d.lone_surrogates, d.json.unwrap()["\u{fffd}"].as_i64()), (1, Some(1)));
+        let d = decode_json(b"[1, 2".to_vec());
+        assert!(d.json.is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = decode_json(body);
+        }
+
+        #[test]
+        fn surrogate_repair_leaves_valid_json_alone(s in "[\\\\\"\u{0}-\u{1f}a\u{1f600}\u{fffd}]{0,30}") {
+            // Backslashes, quotes and control characters are escaped by the serializer
+            // (`\u0001`, `\\`), emoji are not: none of it is a lone surrogate.
+            let mut text = serde_json::to_string(&serde_json::json!({"k": s, "\\ud800": [s]})).unwrap();
+            let before = text.clone();
+            proptest::prop_assert_eq!(replace_lone_surrogates(&mut text), 0);
+            proptest::prop_assert_eq!(text, before);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_halves_the_pace_once_per_burst_and_successes_restore_it() {
+        let mut budgets = BTreeMap::new();
+        budgets.insert("b".to_owned(), Budget { per_second: Some(10), per_minute: None });
+        let l = Limiter::new(&budgets);
+        let full = l.rate("b").unwrap();
+        l.rate_limited(&["b"]);
+        l.rate_limited(&["b"]);
+        let slowed = l.current_rate("b").unwrap();
+        assert!((slowed - full / 2.0).abs() < 1e-9, "{slowed} after a burst of two 429s at {full}");
+        // Fast back to 90% of the pace that drew the 429, then slowly to the full rate.
+        for _ in 0..20 {
+            l.succeeded(&["b"]);
+        }
+        let after = l.current_rate("b").unwrap();
+        assert!(after > full * 0.85 && after < full * 0.95, "{after}");
+        for _ in 0..200 {
+            l.succeeded(&["b"]);
+        }
+        assert_eq!(l.current_rate("b"), Some(full));
+        // A request of two budgets slows the tighter one only.
+        let mut two = BTreeMap::new();
+        two.insert("workspace".to_owned(), Budget { per_second: Some(10), per_minute: None });
+        two.insert("emails".to_owned(), Budget { per_second: None, per_minute: Some(20) });
+        let l2 = Limiter::new(&two);
+        l2.rate_limited(&["workspace", "emails"]);
+        assert_eq!(l2.current_rate("workspace"), l2.rate("workspace"));
+        assert!(l2.current_rate("emails") < l2.rate("emails"));
+        // Slowed, requests are spaced at the slower pace.
+        l.budgets["b"].adaptive.as_ref().unwrap().lock().last_cut = None;
+        l.rate_limited(&["b"]);
+        let start = Instant::now();
+        for _ in 0..6 {
+            l.acquire(&["b"]).await;
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(900), "5 intervals at half of 10/s took {took:?}");
     }
 
     #[tokio::test]

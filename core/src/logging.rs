@@ -263,23 +263,28 @@ impl<S: Subscriber> Layer<S> for TierLayer {
             w.lock().unwrap_or_else(|e| e.into_inner()).write(line.as_bytes());
         }
         if level <= Level::WARN || DB_STEPS.contains(&e.step.as_str()) {
-            let mut meta = e.meta.clone();
-            if let Some(c) = &e.connector {
-                meta.insert("connector".into(), Value::String(c.clone()));
-            }
-            if let Some(s) = &e.stream {
-                meta.insert("stream".into(), Value::String(s.clone()));
-            }
-            DB_ROWS.lock().unwrap_or_else(|e| e.into_inner()).push(LogRow {
-                batch_id: e.batch_id,
-                level: e.level.to_owned(),
-                step: e.step,
-                message: e.message,
-                meta: Value::Object(meta),
-                created_at: e.timestamp,
-            });
+            push_db_row(e);
         }
     }
+}
+
+/// Queues an event for the `sync_logs` table (connector and stream go into its meta).
+fn push_db_row(e: LogEvent) {
+    let mut meta = e.meta;
+    if let Some(c) = e.connector {
+        meta.insert("connector".into(), Value::String(c));
+    }
+    if let Some(s) = e.stream {
+        meta.insert("stream".into(), Value::String(s));
+    }
+    DB_ROWS.lock().unwrap_or_else(|e| e.into_inner()).push(LogRow {
+        batch_id: e.batch_id,
+        level: e.level.to_owned(),
+        step: e.step,
+        message: e.message,
+        meta: Value::Object(meta),
+        created_at: e.timestamp,
+    });
 }
 
 /// Keeps the file writers flushing; drop it last (flushes on drop).
@@ -300,21 +305,82 @@ pub struct ConsoleOptions {
 /// Errors are rare, so lines are written directly (no background writer to flush).
 struct ErrorsFile {
     dir: std::path::PathBuf,
-    appender: Option<RollingFileAppender>,
+    appender: Option<Reporting<RollingFileAppender>>,
 }
 
 impl ErrorsFile {
     fn write(&mut self, line: &[u8]) {
         if self.appender.is_none() {
             let today = self.dir.join(format!("{}.log", Utc::now().format("%Y-%m-%d")));
-            let _ = std::fs::create_dir_all(&self.dir).and_then(|()| fresh_line(&today));
-            self.appender =
-                RollingFileAppender::builder().rotation(Rotation::DAILY).filename_suffix("log").build(&self.dir).ok();
+            if let Err(e) = std::fs::create_dir_all(&self.dir).and_then(|()| fresh_line(&today)) {
+                file_write_failed(&self.dir, &e);
+            }
+            self.appender = RollingFileAppender::builder()
+                .rotation(Rotation::DAILY)
+                .filename_suffix("log")
+                .build(&self.dir)
+                .ok()
+                .map(|inner| Reporting { dir: self.dir.clone(), inner });
         }
         if let Some(a) = &mut self.appender {
             let _ = a.write_all(line);
         }
     }
+}
+
+/// Set by the first failed write to a log file: a full disk (or a file that went away) is
+/// reported once, on the console and in `sync_logs`, and never stops a sync.
+static FILE_WRITE_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reports a log file that cannot be written, the first time only.
+fn file_write_failed(dir: &Path, error: &std::io::Error) {
+    if FILE_WRITE_FAILED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut meta = Map::new();
+    let at = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    meta.insert("dir".into(), Value::String(at.display().to_string()));
+    meta.insert("error".into(), Value::String(error.to_string()));
+    let e = LogEvent {
+        batch_id: batch_id(),
+        timestamp: Utc::now(),
+        level: "WARN",
+        step: "logging".into(),
+        message: "cannot write the log files (is the disk full?); the sync goes on, its events still reach the console and the sync_logs table; this is reported once".into(),
+        meta,
+        connector: None,
+        stream: None,
+    };
+    console_line(&human_line(&e, false));
+    push_db_row(e);
+}
+
+/// A log file writer that reports its first failure (see [`file_write_failed`]) instead
+/// of dropping events without a word.
+struct Reporting<W> {
+    dir: std::path::PathBuf,
+    inner: W,
+}
+
+impl<W: std::io::Write> std::io::Write for Reporting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| file_write_failed(&self.dir, e))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf).inspect_err(|e| file_write_failed(&self.dir, e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| file_write_failed(&self.dir, e))
+    }
+}
+
+/// Which events are kept. Targets match by prefix: every `ferry*` crate at debug; any other
+/// crate at info, so a connector or sink crate of any name keeps its info events, warnings
+/// and errors (dependencies such as hyper log only below info).
+fn targets() -> Targets {
+    Targets::new().with_target("ferry", LevelFilter::DEBUG).with_default(LevelFilter::INFO)
 }
 
 /// Installs the global subscriber. With `dir`, the JSONL and errors files are written
@@ -326,12 +392,15 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
         // A line torn by a full disk or a kill must not swallow the next event: today's
         // file continues on a fresh line.
         let today = dir.join(format!("{}.{suffix}", Utc::now().format("%Y-%m-%d")));
-        fresh_line(&today)?;
+        if let Err(e) = fresh_line(&today) {
+            file_write_failed(dir, &e);
+        }
         let appender = RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_suffix(suffix)
             .build(dir)
             .map_err(std::io::Error::other)?;
+        let appender = Reporting { dir: dir.to_owned(), inner: appender };
         let (writer, guard) =
             tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
         guards.push(guard);
@@ -341,14 +410,7 @@ pub fn init(dir: Option<&Path>, console: ConsoleOptions) -> std::io::Result<LogG
         Some(d) => (Some(open(d, "jsonl")?), Some(Mutex::new(ErrorsFile { dir: d.join("errors"), appender: None }))),
         None => (None, None),
     };
-    let filter = Targets::new()
-        .with_target("ferry", LevelFilter::DEBUG)
-        .with_target("ferry_core", LevelFilter::DEBUG)
-        .with_target("ferry_sinks", LevelFilter::DEBUG)
-        .with_target("ferry_instantly", LevelFilter::DEBUG)
-        .with_target("ferry_hubspot", LevelFilter::DEBUG)
-        .with_target("ferry_synthetic", LevelFilter::DEBUG)
-        .with_default(LevelFilter::WARN);
+    let filter = targets();
     let layer = TierLayer { console: console.enabled, jsonl, errors, console_level: console.level };
     tracing_subscriber::registry().with(layer.with_filter(filter)).try_init().map_err(std::io::Error::other)?;
     Ok(LogGuard { _guards: guards })
@@ -403,6 +465,15 @@ pub fn prune_files(dir: &Path, before: chrono::NaiveDate) -> std::io::Result<usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_crate_of_any_name_keeps_its_info_events() {
+        let t = targets();
+        assert!(t.would_enable("acme_salesforce::streams", &Level::INFO));
+        assert!(!t.would_enable("acme_salesforce::streams", &Level::DEBUG));
+        assert!(t.would_enable("ferry_example_connector", &Level::DEBUG));
+        assert!(!t.would_enable("hyper::proto", &Level::DEBUG));
+    }
 
     #[test]
     fn prune_removes_only_old_dated_files() {

@@ -2,15 +2,12 @@
 //! from any text that leaves the process (logs, tables, errors).
 
 use std::fmt;
-use std::sync::{OnceLock, RwLock};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Deserializer};
 
-static KNOWN: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
-
-fn known() -> &'static RwLock<Vec<String>> {
-    KNOWN.get_or_init(|| RwLock::new(Vec::new()))
-}
+/// The registered secrets, as patterns, longest first.
+static KNOWN: RwLock<Vec<(usize, regex_lite::Regex)>> = RwLock::new(Vec::new());
 
 /// Remembers a secret value so that [`redact`] hides it everywhere.
 /// Values shorter than 4 characters are not registered (they would redact noise).
@@ -18,39 +15,43 @@ pub fn register(value: &str) {
     if value.len() < 4 {
         return;
     }
-    let mut list = known().write().unwrap_or_else(|e| e.into_inner());
-    // A server may echo the key back changed: upper- or lower-cased, or percent-encoded
-    // (as it was sent in a URL or form). Every form is hidden.
-    let forms = [value.to_owned(), value.to_uppercase(), value.to_lowercase(), percent_encoded(value)];
-    for form in forms {
-        if !list.contains(&form) {
-            list.push(form);
-        }
+    let Ok(pattern) = regex_lite::Regex::new(&pattern(value)) else {
+        return;
+    };
+    let mut list = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if list.iter().any(|(_, p)| p.as_str() == pattern.as_str()) {
+        return;
     }
+    list.push((value.len(), pattern));
     // Longest first, so a secret containing another is replaced whole.
-    list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    list.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
 }
 
-/// `value` with every byte outside the unreserved set percent-encoded (upper-case hex).
-fn percent_encoded(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// A pattern matching `value` as a server may echo it back: in any letter case, and with
+/// any character percent-encoded (upper- or lower-case hex, as every URL and form encoder
+/// chooses its own set of characters to escape) or, for a space, written `+`.
+fn pattern(value: &str) -> String {
+    let mut out = String::from("(?i)");
+    for c in value.chars() {
+        let mut utf8 = [0u8; 4];
+        let escaped: String = c.encode_utf8(&mut utf8).bytes().map(|b| format!("%{b:02X}")).collect();
+        let literal = regex_lite::escape(c.encode_utf8(&mut utf8));
+        out.push_str(&format!("(?:{literal}|{escaped}{})", if c == ' ' { "|\\+" } else { "" }));
     }
     out
 }
 
 /// Replaces every registered secret in `text` with `***`.
 pub fn redact(text: &str) -> String {
-    let list = known().read().unwrap_or_else(|e| e.into_inner());
+    let list = KNOWN.read().unwrap_or_else(|e| e.into_inner());
     let mut out = std::borrow::Cow::Borrowed(text);
-    for secret in list.iter() {
-        if out.contains(secret.as_str()) {
-            out = std::borrow::Cow::Owned(out.replace(secret.as_str(), "***"));
+    for (_, secret) in list.iter() {
+        let replaced = match secret.replace_all(&out, "***") {
+            std::borrow::Cow::Owned(r) => Some(r),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        if let Some(r) = replaced {
+            out = std::borrow::Cow::Owned(r);
         }
     }
     out.into_owned()
@@ -125,5 +126,12 @@ mod tests {
         let out = redact(echoed);
         assert!(!out.to_lowercase().contains("key+with") && !out.contains("%2BWith"), "{out}");
         assert_eq!(out.matches("***").count(), 3, "{out}");
+        // Each encoder escapes its own set of characters, in its own hex case; a form
+        // writes a space as `+`. Text around the key is kept.
+        let _ = Secret::new("a b~c/d€e");
+        for form in ["a%20b~c/d€e", "a+b%7Ec%2fd%E2%82%ACe", "A+B~C%2FD%e2%82%acE", "a%20b%7ec/d€e"] {
+            assert_eq!(redact(&format!("<{form}>")), "<***>", "{form}");
+        }
+        assert_eq!(redact("a b~c/d"), "a b~c/d");
     }
 }

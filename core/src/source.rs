@@ -150,3 +150,63 @@ pub trait Source: Send + Sync {
         None
     }
 }
+
+/// Guards a cursor-paginated scan against a server that loops: a cursor it gave before
+/// (A, B, A ...), or a page with the very items of the previous one under a new cursor,
+/// stops the stream with an error instead of reading forever or ending early without a
+/// word. Every connector that follows cursors checks each page with one.
+#[derive(Debug, Default)]
+pub struct CursorGuard {
+    cursors: std::collections::HashSet<String>,
+    last_page: Option<u64>,
+}
+
+impl CursorGuard {
+    /// Checks a page: the cursor it was asked with (`None` for the first page), its items,
+    /// and the cursor it gives for the next page.
+    pub fn check<T: serde::Serialize>(
+        &mut self,
+        endpoint: &str,
+        sent: Option<&str>,
+        items: &[T],
+        next: Option<&str>,
+    ) -> Result<(), SourceError> {
+        if !items.is_empty() {
+            let fp = fingerprint(items);
+            if self.last_page == Some(fp) {
+                return Err(SourceError::Pagination {
+                    endpoint: endpoint.to_owned(),
+                    message: format!(
+                        "the page after cursor {} repeats the previous page; stopping instead of looping",
+                        sent.unwrap_or("(first page)")
+                    ),
+                });
+            }
+            self.last_page = Some(fp);
+        }
+        if let Some(c) = sent {
+            self.cursors.insert(c.to_owned());
+        }
+        if let Some(next) = next
+            && self.cursors.contains(next)
+        {
+            return Err(SourceError::Pagination {
+                endpoint: endpoint.to_owned(),
+                message: format!("the API returned cursor {next} again; stopping instead of looping"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A page's identity: its length and its first and last items (serializing every item
+/// would cost as much as parsing the page).
+fn fingerprint<T: serde::Serialize>(items: &[T]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    items.len().hash(&mut h);
+    for i in items.first().into_iter().chain(items.last()) {
+        serde_json::to_string(i).unwrap_or_default().hash(&mut h);
+    }
+    h.finish()
+}

@@ -19,7 +19,7 @@ use ferry_core::descriptor::StreamDescriptor;
 use ferry_core::error::SinkError;
 use ferry_core::registry::SinkDescriptor;
 use ferry_core::sink::{
-    Access, LockOutcome, LogRow, RecordFailure, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
+    Access, LockOutcome, LogRow, RunEnd, RunRecord, RunStart, Sink, StateEntry, WriteBatch, WriteOutcome,
 };
 use ferry_core::source::Checkpoint;
 use ferry_core::typed;
@@ -291,25 +291,20 @@ impl Sink for JsonlSink {
         // is already canonical JSON.
         let (batch_id, synced_at) = (Value::from(batch.batch_id.as_str()), Value::from(now.as_str()));
         for record in batch.records {
-            if record.has_nul() {
+            // The same records as the SQL sinks refuse, with the same reasons: no key, a
+            // value its typed column cannot hold, or a NUL character.
+            if let Some(failure) = record.refusal() {
                 outcome.stats.failed += 1;
-                let key = record.key.as_ref().map(|k| typed::key_text(k)).unwrap_or_else(|_| "?".into());
-                outcome.failures.push(RecordFailure { key, reason: ferry_core::sink::NUL_REASON.into() });
+                outcome.failures.push(failure);
                 continue;
             }
-            match &record.key {
-                Ok(key) => {
-                    outcome.stats.inserted += 1;
-                    lines.push(format!(
-                        "{{\"key\":{},\"record\":{},\"sync_batch_id\":{batch_id},\"synced_at\":{synced_at}}}",
-                        Value::from(typed::key_text(key)),
-                        record.json
-                    ));
-                }
-                Err(reason) => {
-                    outcome.stats.failed += 1;
-                    outcome.failures.push(RecordFailure { key: "?".into(), reason: reason.clone() });
-                }
+            if let Ok(key) = &record.key {
+                outcome.stats.inserted += 1;
+                lines.push(format!(
+                    "{{\"key\":{},\"record\":{},\"sync_batch_id\":{batch_id},\"synced_at\":{synced_at}}}",
+                    Value::from(typed::key_text(key)),
+                    record.json
+                ));
             }
         }
         if batch.dry_run {

@@ -4,6 +4,7 @@
 
 pub mod jsonl;
 pub mod postgres;
+mod postgres_tls;
 mod schema;
 pub mod sqlite;
 

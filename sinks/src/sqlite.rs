@@ -694,13 +694,20 @@ impl rusqlite::ToSql for Bind<'_> {
     }
 }
 
-/// The text form both sides of the existence lookup agree on for a key.
+/// The text form both sides of the existence lookup agree on for a key: a single part as
+/// it is, the parts of a composite key each prefixed by its length, so no two keys share
+/// one (joined with a separator, ("a/b", "c") and ("a", "b/c") would, whatever the
+/// separator).
 fn key_string(parts: impl Iterator<Item = String>) -> String {
+    use std::fmt::Write as _;
+    let mut parts = parts.peekable();
+    let first = parts.next().unwrap_or_default();
+    if parts.peek().is_none() {
+        return first;
+    }
     let mut out = String::new();
-    for (i, p) in parts.enumerate() {
-        if i > 0 {
-            out.push('\u{1f}');
-        }
+    for p in std::iter::once(first).chain(parts) {
+        let _ = write!(out, "{}:", p.len());
         out.push_str(&p);
     }
     out

@@ -102,3 +102,88 @@ pub fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
 pub fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
+
+/// Peak resident memory (VmHWM, kB) of a child, sampled until it exits.
+pub fn run_measuring_peak(mut cmd: std::process::Command) -> (std::process::Output, u64) {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    && let Some(kb) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (out, peak.join().unwrap())
+}
+
+/// Whether the test Postgres (`FERRY_TEST_PG_URL`, default 127.0.0.1:5432) answers. When it
+/// does not, the test is skipped with one line on the terminal, or fails when
+/// `FERRY_REQUIRE_POSTGRES` is set (`.ci/run` sets it), so a machine without Postgres can
+/// still run the rest of the suite.
+pub fn postgres_or_skip() -> bool {
+    static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let url = std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into());
+    let up = *UP.get_or_init(|| reachable(&url));
+    if !up {
+        require_or_skip("Postgres", &url);
+    }
+    up
+}
+
+/// Whether the server programs for throwaway clusters (`initdb`, `pg_ctl`) are installed;
+/// skipped or failed as [`postgres_or_skip`].
+pub fn postgres_server_or_skip() -> bool {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").is_file()))
+        .unwrap_or(false);
+    if !found {
+        require_or_skip("the Postgres server programs (initdb)", "/usr/lib/postgresql/*/bin");
+    }
+    found
+}
+
+fn reachable(url: &str) -> bool {
+    let Ok(cfg) = url.parse::<tokio_postgres::Config>() else { return false };
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => return true,
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    use std::net::ToSocketAddrs;
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok())
+}
+
+fn require_or_skip(what: &str, at: &str) {
+    if std::env::var_os("FERRY_REQUIRE_POSTGRES").is_some() {
+        panic!("{what} is not available at {at}, and FERRY_REQUIRE_POSTGRES is set");
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        // Straight to the terminal: the test harness would swallow `eprintln!`.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {what} is not available at {at}: the tests that need it are skipped (set FERRY_REQUIRE_POSTGRES=1 to make that a failure)"
+        );
+    });
+}

@@ -594,7 +594,8 @@ fn a_run_without_errors_creates_no_errors_file_and_a_bad_postgres_url_is_a_confi
     let files = std::fs::read_dir(&errors).map(|d| d.count()).unwrap_or(0);
     assert_eq!(files, 0, "an empty errors file was created");
 
-    let url = "postgres://root@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert=/tmp/ca.pem";
+    let missing = s.path("nowhere/ca.pem");
+    let url = format!("postgres://root@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert={}", missing.display());
     s.write(
         "pg.toml",
         &synthetic_pipeline("pg", "x", "records = 1")
@@ -603,7 +604,7 @@ fn a_run_without_errors_creates_no_errors_file_and_a_bad_postgres_url_is_a_confi
     let o = s.run(&["sync", "pg.toml"]);
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("sslmode=verify-full") && err.contains("`sslrootcert`"), "{err}");
+    assert!(err.contains(&format!("cannot read sslrootcert {}", missing.display())), "{err}");
 }
 
 #[test]
@@ -618,106 +619,4 @@ fn a_jsonl_dry_run_creates_no_directory_and_writes_no_run() {
     let before = files(&s);
     expect_code(&s.run(&["sync", "p.toml", "--dry-run", "-q"]), 0);
     assert!(files(&s) == before, "a dry run changed the JSONL files");
-}
-
-/// A server on 127.0.0.1 that answers every request with an endless JSON body, one MiB a
-/// chunk, until the client goes away (at most `cap_mb` MiB). Returns its base URL.
-fn endless_body_server(cap_mb: usize) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-                );
-                let chunk = vec![b' '; 1 << 20];
-                let _ = stream.write_all(format!("{:x}\r\n[\r\n", 1).as_bytes());
-                for _ in 0..cap_mb {
-                    if stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
-                        || stream.write_all(&chunk).is_err()
-                        || stream.write_all(b"\r\n").is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}/api/v2")
-}
-
-/// Peak resident memory (VmHWM, kB) of a child, sampled until it exits.
-fn run_measuring_peak(mut cmd: std::process::Command) -> (std::process::Output, u64) {
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let pid = child.id();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peak = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0u64;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    && let Some(kb) = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmHWM:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                {
-                    peak = peak.max(kb);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            peak
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    (out, peak.join().unwrap())
-}
-
-#[test]
-fn a_huge_response_fails_its_stream_with_bounded_memory() {
-    let base = endless_body_server(1500);
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&base, "data/i.db", ""));
-    let mut cmd = s.cmd(&["sync", "p.toml", "--streams", "accounts"]);
-    cmd.env("SIM_INSTANTLY_KEY", KEY);
-    let (o, peak_kb) = run_measuring_peak(cmd);
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(err.contains("max_response_bytes") && err.contains("GET /accounts"), "{err}");
-    eprintln!("peak RSS {peak_kb} kB");
-    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB");
-}
-
-#[test]
-fn a_redirect_to_another_origin_is_refused_naming_both_urls() {
-    use std::io::{Read, Write};
-    let sim = Sim::start(small());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let target = sim.base.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(8) {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let answer = format!(
-                "HTTP/1.1 302 Found\r\nLocation: {target}/accounts?limit=100\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    let s = Scratch::new();
-    s.write("p.toml", &pipeline(&format!("http://127.0.0.1:{port}/api/v2"), "data/i.db", ""));
-    let o = s.cmd(&["sync", "p.toml", "--streams", "accounts"]).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains(&sim.base), "{err}");
-    assert!(err.contains("another origin"), "{err}");
-    assert!(sim.sim.requests().is_empty(), "the other origin was asked: {:?}", sim.sim.requests().len());
 }

@@ -419,3 +419,54 @@ fn from_to_and_last_search_their_window_and_leave_cursors_alone() {
     let expect = (started - chrono::Duration::days(30)).timestamp_millis();
     assert!((gte - expect).abs() < 60_000, "{gte} vs {expect}");
 }
+
+/// A server whose list endpoint hands out cursors A, B, A, ... (each page with new records),
+/// or A, A when `repeat` is set; archived lists are empty.
+fn looping_list_server(repeat: bool) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let served = served.clone();
+        async move {
+            let query = uri.query().unwrap_or_default().to_owned();
+            if query.contains("archived=true") {
+                return axum::Json(serde_json::json!({"results": []}));
+            }
+            let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let next = if repeat || !query.contains("after=A") { "A" } else { "B" };
+            axum::Json(serde_json::json!({
+                "results": [{"id": n.to_string(), "properties": {"email": format!("c{n}@example.com"), "lastmodifieddate": "2025-01-01T00:00:00Z"}, "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z", "archived": false}],
+                "paging": {"next": {"after": next}}
+            }))
+        }
+    });
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (base, rt)
+}
+
+#[test]
+fn a_list_that_hands_out_a_cursor_again_fails_the_stream_instead_of_looping_or_ending_early() {
+    for repeat in [false, true] {
+        let (base, _rt) = looping_list_server(repeat);
+        let s = Scratch::new();
+        let toml = pipeline(&base)
+            .replace("[pipeline]\n", "[pipeline]\ntimeout = \"20s\"\n")
+            .replace("lookback_minutes = 1\n", "lookback_minutes = 1\nproperties = { contacts = [\"email\"] }\n");
+        s.write("p.toml", &toml);
+        let started = std::time::Instant::now();
+        let o = s.cmd(&["sync", "p.toml", "--streams", "contacts"]).env("HS_TOKEN", TOKEN).output().unwrap();
+        let err = text(&o).1;
+        expect_code(&o, 1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "repeat {repeat}: took {:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("returned cursor A again"), "repeat {repeat}: {err}");
+        // The pages read before the loop are kept.
+        let stored = count(&s.db("data/h.db"), "SELECT count(*) FROM hubspot_contacts");
+        assert_eq!(stored, if repeat { 2 } else { 3 }, "repeat {repeat}");
+    }
+}

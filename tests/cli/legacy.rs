@@ -1,4 +1,5 @@
-//! Taking over the old collector's `data/instantly.db` in place (LEGACY-SCHEMA.md).
+//! Taking over the old Python collector's `data/instantly.db` in place (its tables and keys
+//! as described in the SQLite sink's takeover code and the README).
 
 use std::collections::BTreeMap;
 

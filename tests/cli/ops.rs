@@ -198,3 +198,78 @@ fn automation_recipes_are_valid() {
         assert!(problems.is_empty(), "systemd-analyze verify: {err}");
     }
 }
+
+#[test]
+fn kubernetes_manifests_parse_and_map_the_exit_codes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("examples/kubernetes/ferry.yaml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&yaml).expect("the manifests parse as YAML");
+    let config = docs.iter().find(|d| d["kind"].as_str() == Some("ConfigMap")).expect("a ConfigMap");
+    let files = config["data"].as_hash().unwrap();
+    let jobs: Vec<_> = docs.iter().filter(|d| d["kind"].as_str() == Some("CronJob")).collect();
+    assert_eq!(jobs.len(), files.len(), "one CronJob per pipeline file");
+    let fake = tempfile::tempdir().unwrap();
+    let ferry = fake.path().join("ferry");
+    std::fs::write(&ferry, "#!/bin/sh\nexit \"$FAKE_EXIT\"\n").unwrap();
+    std::fs::set_permissions(&ferry, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for job in jobs {
+        let name = job["metadata"]["name"].as_str().unwrap();
+        assert_eq!(job["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"), "{name}");
+        let spec = &job["spec"]["jobTemplate"]["spec"];
+        assert!(spec["backoffLimit"].as_i64().is_some(), "{name}: backoffLimit");
+        let pod = &spec["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert!(container["resources"]["limits"]["memory"].as_str().is_some(), "{name}: a memory limit");
+        let env = container["env"].as_vec().unwrap();
+        assert!(env.iter().any(|e| e["name"].as_str() == Some("DATABASE_URL")), "{name}");
+        for e in env {
+            assert!(
+                !e["valueFrom"]["secretKeyRef"]["name"].is_badvalue(),
+                "{name}: {:?} is not from a Secret",
+                e["name"]
+            );
+        }
+        // The container's command is a valid ferry command, on a file the ConfigMap holds,
+        // which ferry's own parser accepts.
+        let script = container["command"][2].as_str().unwrap();
+        let words: Vec<&str> = script.split(';').next().unwrap().split_whitespace().collect();
+        let parsed = cli::Cli::try_parse_from(&words).expect("the CronJob runs a valid ferry command");
+        assert!(matches!(parsed.command, cli::Command::Sync(_)), "{name}");
+        let file = words[2].strip_prefix("/etc/ferry/").expect("a file of the mounted ConfigMap");
+        let toml = files[&yaml_rust2::Yaml::String(file.to_owned())].as_str().unwrap();
+        ferry_core::config::PipelineConfig::parse(toml, file).expect("the pipeline file parses");
+        // 75 (another runner holds the lock) ends the job well; the other codes stay.
+        for (code, want) in [(0, 0), (75, 0), (3, 3), (1, 1), (2, 2)] {
+            let o = std::process::Command::new("/bin/sh")
+                .args(["-c", script])
+                .env("PATH", format!("{}:/usr/bin:/bin", fake.path().display()))
+                .env("FAKE_EXIT", code.to_string())
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(want), "{name}: ferry exiting {code}");
+        }
+        let failed_at_once = spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"][0].as_i64();
+        assert_eq!(failed_at_once, Some(2), "{name}: a config error fails the job at once");
+    }
+}
+
+#[test]
+fn every_example_pipeline_parses_and_names_registered_components() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let registry = ferry_core::registry::Registry::global().unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.display().to_string();
+        let config = ferry_core::config::PipelineConfig::parse(&text, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        registry.connector(&config.connector).unwrap_or_else(|e| panic!("{name}: {e}"));
+        registry.sink(&config.sink_type).unwrap_or_else(|e| panic!("{name}: {e}"));
+        ferry_core::engine::select_streams(registry, &config, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+    }
+    assert!(seen >= 6, "{seen} example pipelines");
+}

@@ -122,6 +122,9 @@ fn sqlite_rows(
 
 #[test]
 fn the_simulator_synced_into_sqlite_and_postgres_gives_the_same_rows() {
+    if !postgres_or_skip() {
+        return;
+    }
     let (sim, s) = start(small(), "");
     let schema = Schema::new("same");
     expect_code(&run(&s, &["sync", "p.toml", "--quiet"]), 0);
@@ -181,6 +184,9 @@ fn running(schema: &str) -> i64 {
 
 #[test]
 fn two_runners_on_one_postgres_one_runs_the_other_exits_75() {
+    if !postgres_or_skip() {
+        return;
+    }
     let (sim, s) = start(ferry_instantly::sim::SimConfig { latency_ms: 40, ..small() }, "");
     let schema = Schema::new("lock");
     s.write("pg.toml", &pg_pipeline(&sim.base, &schema.0));
@@ -204,6 +210,9 @@ fn two_runners_on_one_postgres_one_runs_the_other_exits_75() {
 
 #[test]
 fn a_killed_sync_on_postgres_converges() {
+    if !postgres_or_skip() {
+        return;
+    }
     let _heavy = timing_lock();
     let (sim, s) = start(ferry_instantly::sim::SimConfig { latency_ms: 20, leads_per_campaign: 500, ..small() }, "");
     let reference = Schema::new("ref");
@@ -233,6 +242,9 @@ fn a_killed_sync_on_postgres_converges() {
 
 #[test]
 fn connection_problems_are_clear_and_never_show_the_password() {
+    if !postgres_or_skip() {
+        return;
+    }
     let s = Scratch::new();
     let cases = [
         (
@@ -302,6 +314,9 @@ fn pg_tables(schema: &str) -> Vec<String> {
 
 #[test]
 fn a_dry_run_creates_no_table_and_records_no_run_in_postgres() {
+    if !postgres_or_skip() {
+        return;
+    }
     let sim = Sim::start(small());
     let schema = Schema::new("dry");
     let s = Scratch::new();
@@ -325,6 +340,9 @@ fn a_dry_run_creates_no_table_and_records_no_run_in_postgres() {
 
 #[test]
 fn session_settings_in_the_url_do_not_change_results() {
+    if !postgres_or_skip() {
+        return;
+    }
     let sim = Sim::start(small());
     let schema = Schema::new("datestyle");
     let s = Scratch::new();
@@ -346,6 +364,9 @@ fn session_settings_in_the_url_do_not_change_results() {
 
 #[test]
 fn a_column_of_an_unexpected_type_is_an_error_naming_it_not_a_panic() {
+    if !postgres_or_skip() {
+        return;
+    }
     let sim = Sim::start(small());
     let schema = Schema::new("types");
     let s = Scratch::new();
@@ -360,6 +381,9 @@ fn a_column_of_an_unexpected_type_is_an_error_naming_it_not_a_panic() {
 
 #[test]
 fn concurrent_pipelines_writing_the_same_tables_never_collide() {
+    if !postgres_or_skip() {
+        return;
+    }
     let schema = Schema::new("concurrent");
     let serial = Schema::new("serial");
     let s = Scratch::new();
@@ -404,4 +428,83 @@ fn concurrent_pipelines_writing_the_same_tables_never_collide() {
             pg_count(&format!("SELECT count(*) FROM \"{}\".{table}", serial.0))
         );
     }
+}
+
+#[test]
+fn fifty_pipelines_with_two_runners_each_have_one_winner_per_pipeline_per_round() {
+    if !postgres_server_or_skip() {
+        return;
+    }
+    let _t = timing_lock();
+    // A hundred runners hold a hundred connections: a server of the test's own allows them.
+    let cluster = crate::postgres_tls::Cluster::with_settings("max_connections = 250\n");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
+    let s = Scratch::new();
+    let names: Vec<String> = (0..50).map(|i| format!("runner{i:02}")).collect();
+    for name in &names {
+        // Two pages per stream, three seconds each: the two runners of a pipeline overlap.
+        let toml = synthetic_pipeline(name, "x", "records = 20\npage_size = 10\ndelay_ms = 3000")
+            .replace("type = \"sqlite\"\npath = \"x\"", &format!("type = \"postgres\"\nurl = \"{url}\""));
+        s.write(&format!("{name}.toml"), &toml);
+    }
+    expect_code(&s.run(&["init", "runner00.toml"]), 0);
+    for round in 0..2 {
+        let children: Vec<(String, std::process::Child)> = names
+            .iter()
+            .flat_map(|n| [n.clone(), n.clone()])
+            .map(|n| {
+                let child = s
+                    .cmd(&["sync", &format!("{n}.toml"), "--quiet"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (n, child)
+            })
+            .collect();
+        let mut codes: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for (n, child) in children {
+            let o = child.wait_with_output().unwrap();
+            let code = o.status.code().unwrap_or(-1);
+            assert!(code == 0 || code == 75, "round {round}, {n}: exit {code}: {}", String::from_utf8_lossy(&o.stderr));
+            codes.entry(n).or_default().push(code);
+        }
+        for (n, mut c) in codes {
+            c.sort();
+            assert_eq!(c, vec![0, 75], "round {round}, {n}: one runner wins, the other finds it locked");
+        }
+    }
+}
+
+#[test]
+fn pipelines_sharing_a_schema_never_see_or_prune_each_others_runs_and_logs() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let schema = Schema::new("shared");
+    let s = Scratch::new();
+    let sink = format!("type = \"postgres\"\nurl = \"${{PG_TEST_URL}}\"\nschema = \"{}\"", schema.0);
+    let with_pg = |toml: String| toml.replace("type = \"sqlite\"\npath = \"x\"", &sink);
+    s.write(
+        "a.toml",
+        &with_pg(synthetic_pipeline("alpha", "x", "records = 20\nfail_stream = \"users\"\nfail_after = 5")),
+    );
+    s.write("b.toml", &with_pg(synthetic_pipeline("beta", "x", "records = 20")));
+    expect_code(&run(&s, &["sync", "a.toml", "-q"]), 3);
+    expect_code(&run(&s, &["sync", "b.toml", "-q"]), 0);
+
+    let status_of = |p: &str| text(&run(&s, &["status", p, "--json"])).0;
+    assert!(status_of("a.toml").contains("alpha") && !status_of("a.toml").contains("beta"), "{}", status_of("a.toml"));
+    assert!(status_of("b.toml").contains("beta") && !status_of("b.toml").contains("alpha"), "{}", status_of("b.toml"));
+    let errors_of = |p: &str| text(&run(&s, &["status", p, "--errors", "--json"])).0;
+    assert!(errors_of("a.toml").contains("synthetic failure point"));
+    assert!(!errors_of("b.toml").contains("synthetic failure point"), "{}", errors_of("b.toml"));
+
+    let logs = |p: &str| pg_count(&format!("SELECT count(*) FROM \"{}\".sync_logs WHERE pipeline = '{p}'", schema.0));
+    let beta_before = logs("beta");
+    assert!(logs("alpha") > 0 && beta_before > 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    expect_code(&run(&s, &["logs", "prune", "a.toml", "--older-than", "1s"]), 0);
+    assert_eq!(logs("alpha"), 0);
+    assert_eq!(logs("beta"), beta_before);
 }

@@ -1,8 +1,6 @@
 //! The Instantly client: core's HTTP client with Instantly's error hints, the two
 //! budgets, `limit=100` on every list call and cursor pagination with loop guards.
 
-use std::collections::HashSet;
-
 use ferry_core::error::{HttpError, SourceError};
 use ferry_core::http::{ClientConfig, ErrorHints, HttpClient, Request, RetryBudget};
 use serde_json::Value;
@@ -94,53 +92,14 @@ impl Client {
     }
 }
 
-/// Guards a paginated scan against servers that loop: a cursor seen before, or a page
-/// with exactly the items of the previous one, stops the stream with an error.
+/// Guards a paginated scan against servers that loop (core's
+/// [`ferry_core::source::CursorGuard`], checking this API's pages).
 #[derive(Debug, Default)]
-pub struct LoopGuard {
-    cursors: HashSet<String>,
-    last_page: Option<u64>,
-}
-
-/// A page's identity: its length and its first and last items (serializing every item
-/// would cost as much as parsing the page).
-fn fingerprint(items: &[Value]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    items.len().hash(&mut h);
-    for i in items.first().into_iter().chain(items.last()) {
-        i.to_string().hash(&mut h);
-    }
-    h.finish()
-}
+pub struct LoopGuard(ferry_core::source::CursorGuard);
 
 impl LoopGuard {
     /// Checks a page and the cursor it returned.
     pub fn check(&mut self, endpoint: &str, page: &Page, sent_cursor: Option<&str>) -> Result<(), SourceError> {
-        if !page.items.is_empty() {
-            let fp = fingerprint(&page.items);
-            if self.last_page == Some(fp) {
-                return Err(SourceError::Pagination {
-                    endpoint: endpoint.to_owned(),
-                    message: format!(
-                        "the page after cursor {} repeats the previous page; stopping instead of looping",
-                        sent_cursor.unwrap_or("(first page)")
-                    ),
-                });
-            }
-            self.last_page = Some(fp);
-        }
-        if let Some(c) = sent_cursor {
-            self.cursors.insert(c.to_owned());
-        }
-        if let Some(next) = &page.next
-            && self.cursors.contains(next)
-        {
-            return Err(SourceError::Pagination {
-                endpoint: endpoint.to_owned(),
-                message: format!("the API returned cursor {next} again; stopping instead of looping"),
-            });
-        }
-        Ok(())
+        self.0.check(endpoint, sent_cursor, &page.items, page.next.as_deref())
     }
 }

@@ -62,6 +62,9 @@ pub struct SyntheticConfig {
     /// Panic while listing partitions (tests that a crashed stream task fails the run).
     #[serde(default)]
     pub panic_in_partitions: bool,
+    /// Sleep while listing partitions, as a source that lists them from a slow API does.
+    #[serde(default)]
+    pub partitions_delay_ms: u64,
     /// Fail the credential check (tests of `ferry check`).
     #[serde(default)]
     pub check_fails: bool,
@@ -348,6 +351,7 @@ impl Source for Synthetic {
         if self.config.panic_in_partitions {
             panic!("synthetic panic point reached (panic_in_partitions)");
         }
+        tokio::time::sleep(std::time::Duration::from_millis(self.config.partitions_delay_ms)).await;
         Ok((0..self.config.partitions)
             .map(|r| Partition { key: REGIONS[r as usize].to_owned(), context: json!(r) })
             .collect())

@@ -1,6 +1,6 @@
 //! The sink conformance suite: one set of behaviours every sink must show, run against
-//! each sink through a small harness. Semantics are those of DESIGN.md (merge, unchanged
-//! detection, state with its batch, failed-record isolation, schema evolution, quoting).
+//! each sink through a small harness: JSON merge (old fields kept), unchanged detection,
+//! state committed with its batch, failed records isolated, schema evolution, quoting.
 
 mod jsonl;
 mod postgres;

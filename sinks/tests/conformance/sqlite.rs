@@ -27,7 +27,11 @@ impl Sqlite {
     }
 
     fn key_expr(table: &str) -> &'static str {
-        if table == "odd table-name.v2" { "\"select\" || '/' || \"my key\"" } else { "id" }
+        match table {
+            "odd table-name.v2" => "\"select\" || '/' || \"my key\"",
+            "conformance_pairs" => "a || '/' || b",
+            _ => "id",
+        }
     }
 }
 
@@ -133,4 +137,14 @@ proptest! {
 #[test]
 fn nul_refused_alone() {
     suite::nul_refused_alone(&mut Sqlite::new());
+}
+
+#[test]
+fn mixed_batches() {
+    suite::mixed_batches(&mut Sqlite::new());
+}
+
+#[test]
+fn composite_keys_never_collide() {
+    suite::composite_keys_never_collide(&mut Sqlite::new());
 }

@@ -26,7 +26,7 @@ use ferry_core::error::SourceError;
 use ferry_core::futures::stream::{BoxStream, StreamExt};
 use ferry_core::http::{Request, RetryBudget};
 use ferry_core::record::Record;
-use ferry_core::source::{Checkpoint, ReadRequest, RunMode, SourceBatch};
+use ferry_core::source::{Checkpoint, CursorGuard, ReadRequest, RunMode, SourceBatch};
 use ferry_core::typed::parse_timestamp;
 use serde_json::{Value, json};
 
@@ -204,15 +204,19 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
                 // A property list too long for one URL is asked for in pieces, page by
                 // page, and merged by id.
                 let mut after: Option<String> = None;
+                let mut guard = CursorGuard::default();
                 loop {
                     let (records, next) = list_page(&shared, &base, &chunks, after.as_deref(), false, &budget).await?;
+                    // A page is kept even when its next cursor loops: its records are new.
+                    let looped = guard.check(&format!("GET {base}"), after.as_deref(), &records, next.as_deref());
                     for r in &records {
                         latest = latest.max(modified(r, prop));
                     }
                     let empty = records.is_empty();
                     yield SourceBatch::records(records);
+                    looped?;
                     match next {
-                        Some(n) if !empty && after.as_deref() != Some(n.as_str()) => after = Some(n),
+                        Some(n) if !empty => after = Some(n),
                         _ => break,
                     }
                 }
@@ -284,13 +288,16 @@ pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'stat
         // the live ones (HubSpot answers only its default ones to a request naming none),
         // and mark them. A window keeps those archived inside it.
         let mut after: Option<String> = None;
+        let mut guard = CursorGuard::default();
         loop {
             let (mut records, next) = list_page(&shared, &base, &chunks, after.as_deref(), true, &budget).await?;
+            let looped = guard.check(&format!("GET {base}?archived=true"), after.as_deref(), &records, next.as_deref());
             let empty = records.is_empty();
             records.retain(|r| in_window(archived_at(r)));
             yield SourceBatch::records(records);
+            looped?;
             match next {
-                Some(n) if !empty && after.as_deref() != Some(n.as_str()) => after = Some(n),
+                Some(n) if !empty => after = Some(n),
                 _ => break,
             }
         }

@@ -14,7 +14,7 @@ pub(crate) fn read(shared: Arc<Shared>) -> BoxStream<'static, Result<SourceBatch
     async_stream::try_stream! {
         let budget = shared.client.http().retry_budget();
         let mut after: Option<String> = None;
-        let mut seen = std::collections::HashSet::new();
+        let mut guard = ferry_core::source::CursorGuard::default();
         loop {
             let mut req = Request::get("/crm/v3/owners").query("limit", "100");
             if let Some(a) = &after {
@@ -22,15 +22,12 @@ pub(crate) fn read(shared: Arc<Shared>) -> BoxStream<'static, Result<SourceBatch
             }
             let endpoint = req.endpoint();
             let (results, next) = shared.client.page(req, &budget).await?;
+            let looped = guard.check(&endpoint, after.as_deref(), &results, next.as_deref());
             let empty = results.is_empty();
             yield SourceBatch::records(results.into_iter().filter_map(|v| match v { Value::Object(m) => Some(m), _ => None }).collect());
+            looped?;
             match next {
-                Some(n) if !empty => {
-                    if !seen.insert(n.clone()) {
-                        Err(SourceError::Pagination { endpoint, message: format!("cursor {n} came back again; stopping instead of looping") })?;
-                    }
-                    after = Some(n);
-                }
+                Some(n) if !empty => after = Some(n),
                 _ => break,
             }
         }

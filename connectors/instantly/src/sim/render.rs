@@ -42,8 +42,8 @@ pub(crate) fn person(lead: &Lead) -> Person {
     push_ascii_local(&mut domain, b);
     domain.push('.');
     domain.push_str(tld);
-    // About one lead in a hundred has no email (LEGACY-SCHEMA.md: the old
-    // `email NOT NULL` column rejected such leads).
+    // About one lead in a hundred has no email (the old collector's `email NOT NULL`
+    // column rejected such leads; ferry keys leads by id and keeps them).
     let has_email = m.below(100) != 0;
     let suffix = m.below(1000);
     let email = has_email.then(|| {

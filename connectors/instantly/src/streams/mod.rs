@@ -31,7 +31,10 @@ pub fn records(items: Vec<Value>, endpoint: &str) -> Vec<Record> {
         .filter_map(|v| match v {
             Value::Object(m) => Some(m),
             other => {
-                tracing::warn!(step = "fetch", endpoint, item = %other, "skipped a list item that is not an object");
+                // The item as sent, cut short: it may be a 10 MB string.
+                let text = other.to_string();
+                let shown: String = text.chars().take(200).collect();
+                tracing::warn!(step = "fetch", endpoint, item = %shown, bytes = text.len(), "skipped a list item that is not an object");
                 None
             }
         })
@@ -44,8 +47,13 @@ pub fn records(items: Vec<Value>, endpoint: &str) -> Vec<Record> {
 pub(crate) fn partitions_from(stream: &str, campaigns: &[Record]) -> Vec<Partition> {
     let mut parts: Vec<Partition> = campaigns
         .iter()
-        .filter_map(|c| c.get("id").and_then(Value::as_str))
-        .map(|id| Partition { key: id.to_owned(), context: serde_json::json!({"campaign_id": id}) })
+        // An id is a string; one sent as a number is the same id written differently.
+        .filter_map(|c| match c.get("id")? {
+            Value::String(id) => Some(id.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .map(|id| Partition { context: serde_json::json!({"campaign_id": id}), key: id })
         .collect();
     add_scopes(stream, &mut parts);
     parts
@@ -86,4 +94,27 @@ pub(crate) fn cursor_at(stream: &str, at: DateTime<Utc>) -> Option<Value> {
 /// The campaign id of a campaign partition (`None` for workspace / no-campaign).
 pub fn campaign_of(p: &Partition) -> Option<String> {
     p.context.get("campaign_id").and_then(Value::as_str).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_campaign_id_sent_as_a_number_is_still_a_partition() {
+        let campaigns: Vec<Record> =
+            [json_id(serde_json::json!("c-1")), json_id(serde_json::json!(42)), json_id(Value::Null)]
+                .into_iter()
+                .collect();
+        let keys: Vec<String> = partitions_from("steps", &campaigns).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["c-1", "42"]);
+        let leads: Vec<String> = partitions_from("leads", &campaigns).into_iter().map(|p| p.key).collect();
+        assert_eq!(leads.last().map(String::as_str), Some(NO_CAMPAIGN));
+    }
+
+    fn json_id(id: Value) -> Record {
+        let mut r = Record::new();
+        r.insert("id".into(), id);
+        r
+    }
 }

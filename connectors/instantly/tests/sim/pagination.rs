@@ -276,7 +276,7 @@ fn dataset_shows_real_world_deviations() {
     assert!(ds.accounts.iter().any(|a| a["stat_warmup_score"].is_f64()));
     // Enum values outside the documented sets.
     assert!(ds.leads.iter().any(|l| l["lt_interest_status"].as_i64().is_some_and(|v| !(-4..=4).contains(&v))));
-    // Leads without an email (LEGACY-SCHEMA.md).
+    // Leads without an email (the old collector could not store them).
     assert!(ds.leads.iter().any(|l| l.get("email").is_none()));
     // Every documented campaign status that the cycle reaches.
     let statuses: HashSet<i64> = ds.campaigns.iter().filter_map(|c| c["status"].as_i64()).collect();
