@@ -72,6 +72,9 @@ fn postgres(n: u64) {
         s.prepare(&streams).await.unwrap();
     });
     let generator: SyntheticConfig = serde_json::from_value(serde_json::json!({ "records": n })).unwrap();
+    // Each phase starts from a checkpoint, so none pays for the dirty pages of the one before.
+    let checkpoint = || rt.block_on(client.batch_execute("CHECKPOINT")).expect("CHECKPOINT (needs a superuser)");
+    checkpoint();
     let bare = rt.block_on(async {
         use futures::SinkExt;
         let t = Instant::now();
@@ -110,7 +113,9 @@ fn postgres(n: u64) {
         t.elapsed().as_secs_f64()
     });
     let text = sink_pipeline(n, &sink(&engine_schema));
+    checkpoint();
     let (first, r1) = rt.block_on(engine_text(&text));
+    checkpoint();
     let (second, r2) = rt.block_on(engine_text(&text));
     assert_eq!(r1.streams["users"].stats.inserted, n);
     assert_eq!(r2.streams["users"].stats.unchanged, n);
@@ -123,8 +128,8 @@ fn postgres(n: u64) {
     println!("  bare COPY:                         {:>8.2}s  {:>10.0} rows/s", bare, rate(bare));
     println!("  engine, first run (all inserted):  {:>8.2}s  {:>10.0} rows/s", first, rate(first));
     println!("  engine, re-run (all unchanged):    {:>8.2}s  {:>10.0} rows/s", second, rate(second));
-    println!("  ratio engine/COPY:                 {:.2} (target >= 0.4)", bare / first);
-    println!("  ratio re-run/first time:           {:.2} (target <= 1.0)", second / first);
+    println!("  ratio engine/COPY:                 {:.2} (target >= 0.75)", bare / first);
+    println!("  ratio re-run/first time:           {:.2} (target <= 0.5)", second / first);
 }
 
 fn bytes_of(buf: &mut String) -> bytes::Bytes {

@@ -229,3 +229,51 @@ fn composite_keys_never_collide() {
     }
     suite::composite_keys_never_collide(&mut Pg::new());
 }
+
+/// A batch whose checkpoint the server refuses (a NUL character in the cursor, which
+/// `jsonb` cannot hold) stores nothing, neither its rows nor its checkpoint: on the COPY
+/// path (new keys, the checkpoint sent with the COMMIT) and on the merge path (stored
+/// keys); the sink's next batch is written normally, outside the failed transaction.
+#[test]
+fn a_batch_whose_checkpoint_fails_stores_nothing() {
+    use ferry_core::sink::{SinkRecord, StateUpdate, WriteBatch};
+    use ferry_core::source::Checkpoint;
+    use serde_json::json;
+    if !available() {
+        return;
+    }
+    let mut h = Pg::new();
+    suite::rt().block_on(async {
+        let mut sink = suite::prepared(&mut h, &[&suite::ITEMS]).await;
+        let batch = |ids: std::ops::Range<u32>, count: u32, cursor: Value| WriteBatch {
+            pipeline: "conf".into(),
+            batch_id: format!("b{count}"),
+            stream: &suite::ITEMS,
+            records: ids
+                .map(|i| {
+                    let r = json!({"id": format!("k{i:02}"), "count": count});
+                    SinkRecord::new(&suite::ITEMS, r.as_object().unwrap().clone())
+                })
+                .collect(),
+            state: Some(StateUpdate { partition: String::new(), checkpoint: Checkpoint::Set(cursor) }),
+            logs: Vec::new(),
+            dry_run: false,
+        };
+        let cursor = async |sink: &mut Box<dyn Sink>| sink.load_state("conf").await.unwrap()[0].cursor.clone();
+        sink.write(batch(0..10, 1, json!({"n": 1}))).await.unwrap();
+        // New keys (binary COPY), then stored keys with changes (compare and update).
+        for (ids, count) in [(10..20, 2), (0..10, 3)] {
+            let failed = sink.write(batch(ids, count, json!({"n": "a\u{0}b"}))).await;
+            let e = failed.expect_err("a cursor jsonb cannot hold fails the batch").to_string();
+            assert!(e.contains("checkpoint"), "{e}");
+            let rows = h.rows("conformance_items");
+            assert_eq!(rows.len(), 10, "{rows:?}");
+            assert!(rows.iter().all(|(_, v)| v["count"] == 1), "{rows:?}");
+            assert_eq!(cursor(&mut sink).await, json!({"n": 1}));
+        }
+        let o = sink.write(batch(5..20, 4, json!({"n": 4}))).await.unwrap();
+        assert_eq!((o.stats.inserted, o.stats.updated), (10, 5));
+        assert_eq!(cursor(&mut sink).await, json!({"n": 4}));
+        assert_eq!(h.rows("conformance_items").len(), 20);
+    });
+}

@@ -112,7 +112,7 @@ pub async fn write(
     .expect("write")
 }
 
-async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor]) -> Box<dyn Sink> {
+pub async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor]) -> Box<dyn Sink> {
     let mut sink = h.open();
     sink.init().await.unwrap();
     sink.prepare(streams).await.unwrap();
