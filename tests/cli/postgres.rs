@@ -508,3 +508,49 @@ fn pipelines_sharing_a_schema_never_see_or_prune_each_others_runs_and_logs() {
     assert_eq!(logs("alpha"), 0);
     assert_eq!(logs("beta"), beta_before);
 }
+
+/// Tables written by an earlier version have no `raw_json_hash`: a dry run still works
+/// and leaves them as they are; a sync adds the column, finds every row unchanged and
+/// records the hashes of the rows it saw, so the next re-run compares hashes only.
+#[test]
+fn tables_of_an_earlier_version_get_the_hash_column_and_stay_unchanged() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let sim = Sim::start(small());
+    let schema = Schema::new("hash");
+    let s = Scratch::new();
+    s.write("p.toml", &pg_pipeline(&sim.base, &schema.0));
+    expect_code(&run(&s, &["sync", "p.toml", "-q"]), 0);
+    let tables = pg_tables(&schema.0).into_iter().filter(|t| t.ends_with("_raw")).collect::<Vec<_>>();
+    assert!(tables.len() >= 4, "{tables:?}");
+    let with_hash = |sql_where: &str| {
+        pg_count(&format!(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{}' AND column_name = 'raw_json_hash' {sql_where}",
+            schema.0
+        ))
+    };
+    assert_eq!(with_hash(""), tables.len() as i64);
+    for t in &tables {
+        admin(format!("ALTER TABLE \"{}\".\"{t}\" DROP COLUMN raw_json_hash", schema.0));
+    }
+    let unchanged = |o: &std::process::Output| {
+        expect_code(o, 0);
+        let report: serde_json::Value = serde_json::from_str(&text(o).0).unwrap();
+        for (stream, r) in report["streams"].as_object().unwrap() {
+            assert_eq!(
+                (&r["inserted"], &r["updated"]),
+                (&serde_json::json!(0), &serde_json::json!(0)),
+                "{stream}: {r}"
+            );
+        }
+    };
+    unchanged(&run(&s, &["sync", "p.toml", "--dry-run", "--json"]));
+    assert_eq!(with_hash(""), 0, "the dry run changed a table");
+    unchanged(&run(&s, &["sync", "p.toml", "--all", "--json"]));
+    assert_eq!(with_hash(""), tables.len() as i64);
+    let campaigns = format!("\"{}\".instantly_campaigns_raw", schema.0);
+    assert_eq!(pg_count(&format!("SELECT count(*) FROM {campaigns} WHERE raw_json_hash IS NULL")), 0);
+    assert!(pg_count(&format!("SELECT count(*) FROM {campaigns}")) > 0);
+    unchanged(&run(&s, &["sync", "p.toml", "--json"]));
+}
