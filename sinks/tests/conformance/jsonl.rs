@@ -6,7 +6,7 @@ use ferry_core::sink::Sink;
 use ferry_sinks::JsonlSink;
 use serde_json::Value;
 
-use crate::suite::{self, Harness};
+use crate::suite::Harness;
 
 struct Jsonl {
     _dir: tempfile::TempDir,
@@ -46,27 +46,4 @@ impl Harness for Jsonl {
     }
 }
 
-#[test]
-fn failed_record_isolated() {
-    suite::failed_record_isolated(&mut Jsonl::new());
-}
-
-#[test]
-fn batches_of_500_with_state() {
-    suite::batches_of_500_with_state(&mut Jsonl::new());
-}
-
-#[test]
-fn dry_run_writes_nothing() {
-    suite::dry_run_writes_nothing(&mut Jsonl::new());
-}
-
-#[test]
-fn odd_names_quoted() {
-    suite::odd_names_quoted(&mut Jsonl::new());
-}
-
-#[test]
-fn nul_refused_alone() {
-    suite::nul_refused_alone(&mut Jsonl::new());
-}
+conformance!(Jsonl::new(), ready = true, append_only);

@@ -2,7 +2,9 @@
 //! each sink through a small harness: JSON merge (old fields kept), unchanged detection,
 //! state committed with its batch, failed records isolated, schema evolution, quoting.
 
+#[macro_use]
+mod suite;
+
 mod jsonl;
 mod postgres;
 mod sqlite;
-mod suite;

@@ -128,70 +128,6 @@ impl Harness for Pg {
     }
 }
 
-#[test]
-fn same_key_in_one_batch() {
-    if !available() {
-        return;
-    }
-    suite::same_key_in_one_batch(&mut Pg::new());
-}
-
-#[test]
-fn merge_semantics() {
-    if !available() {
-        return;
-    }
-    suite::merge_semantics(&mut Pg::new());
-}
-
-#[test]
-fn unchanged_not_rewritten() {
-    if !available() {
-        return;
-    }
-    suite::unchanged_not_rewritten(&mut Pg::new());
-}
-
-#[test]
-fn failed_record_isolated() {
-    if !available() {
-        return;
-    }
-    suite::failed_record_isolated(&mut Pg::new());
-}
-
-#[test]
-fn batches_of_500_with_state() {
-    if !available() {
-        return;
-    }
-    suite::batches_of_500_with_state(&mut Pg::new());
-}
-
-#[test]
-fn dry_run_writes_nothing() {
-    if !available() {
-        return;
-    }
-    suite::dry_run_writes_nothing(&mut Pg::new());
-}
-
-#[test]
-fn new_typed_column() {
-    if !available() {
-        return;
-    }
-    suite::new_typed_column(&mut Pg::new());
-}
-
-#[test]
-fn odd_names_quoted() {
-    if !available() {
-        return;
-    }
-    suite::odd_names_quoted(&mut Pg::new());
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
     #[test]
@@ -204,30 +140,6 @@ proptest! {
         }
         suite::merge_sequence(&mut Pg::new(), &seq);
     }
-}
-
-#[test]
-fn nul_refused_alone() {
-    if !available() {
-        return;
-    }
-    suite::nul_refused_alone(&mut Pg::new());
-}
-
-#[test]
-fn mixed_batches() {
-    if !available() {
-        return;
-    }
-    suite::mixed_batches(&mut Pg::new());
-}
-
-#[test]
-fn composite_keys_never_collide() {
-    if !available() {
-        return;
-    }
-    suite::composite_keys_never_collide(&mut Pg::new());
 }
 
 /// A batch whose checkpoint the server refuses (a NUL character in the cursor, which
@@ -277,3 +189,5 @@ fn a_batch_whose_checkpoint_fails_stores_nothing() {
         assert_eq!(h.rows("conformance_items").len(), 20);
     });
 }
+
+conformance!(Pg::new(), ready = available());

@@ -70,46 +70,6 @@ impl Harness for Sqlite {
     }
 }
 
-#[test]
-fn same_key_in_one_batch() {
-    suite::same_key_in_one_batch(&mut Sqlite::new());
-}
-
-#[test]
-fn merge_semantics() {
-    suite::merge_semantics(&mut Sqlite::new());
-}
-
-#[test]
-fn unchanged_not_rewritten() {
-    suite::unchanged_not_rewritten(&mut Sqlite::new());
-}
-
-#[test]
-fn failed_record_isolated() {
-    suite::failed_record_isolated(&mut Sqlite::new());
-}
-
-#[test]
-fn batches_of_500_with_state() {
-    suite::batches_of_500_with_state(&mut Sqlite::new());
-}
-
-#[test]
-fn dry_run_writes_nothing() {
-    suite::dry_run_writes_nothing(&mut Sqlite::new());
-}
-
-#[test]
-fn new_typed_column() {
-    suite::new_typed_column(&mut Sqlite::new());
-}
-
-#[test]
-fn odd_names_quoted() {
-    suite::odd_names_quoted(&mut Sqlite::new());
-}
-
 pub fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -134,17 +94,4 @@ proptest! {
     }
 }
 
-#[test]
-fn nul_refused_alone() {
-    suite::nul_refused_alone(&mut Sqlite::new());
-}
-
-#[test]
-fn mixed_batches() {
-    suite::mixed_batches(&mut Sqlite::new());
-}
-
-#[test]
-fn composite_keys_never_collide() {
-    suite::composite_keys_never_collide(&mut Sqlite::new());
-}
+conformance!(Sqlite::new(), ready = true);

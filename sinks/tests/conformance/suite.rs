@@ -7,6 +7,35 @@ use ferry_core::source::Checkpoint;
 use serde_json::{Value, json};
 
 /// How the suite reaches a sink and reads back what it stored.
+/// One `#[test]` per case of the suite for a harness, so a case added here runs against
+/// every sink: `conformance!(Sqlite::new(), ready = true);`. `ready` is checked first (the
+/// Postgres cases skip without a server). An `append_only` sink (JSONL) runs the cases
+/// that do not merge.
+macro_rules! conformance {
+    ($harness:expr, ready = $ready:expr) => {
+        conformance!($harness, ready = $ready, append_only);
+        conformance!(@cases $harness, $ready;
+            same_key_in_one_batch, merge_semantics, unchanged_not_rewritten, new_typed_column,
+            mixed_batches, composite_keys_never_collide);
+    };
+    ($harness:expr, ready = $ready:expr, append_only) => {
+        conformance!(@cases $harness, $ready;
+            failed_record_isolated, batches_of_500_with_state, dry_run_writes_nothing,
+            odd_names_quoted, nul_refused_alone);
+    };
+    (@cases $harness:expr, $ready:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                if !$ready {
+                    return;
+                }
+                $crate::suite::$case(&mut $harness);
+            }
+        )*
+    };
+}
+
 pub trait Harness {
     /// A fresh, empty destination.
     fn open(&mut self) -> Box<dyn Sink>;
