@@ -263,3 +263,23 @@ pub enum LogsCommand {
         older_than: Option<String>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use ferry_core::error::Exit;
+
+    /// The help text lists every exit code there is, and no other.
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = super::Cli::command().render_long_help().to_string();
+        let line = help.lines().find(|l| l.starts_with("Exit codes: ")).expect("an exit codes line");
+        let listed: Vec<u8> = line
+            .trim_start_matches("Exit codes: ")
+            .split(", ")
+            .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let all: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(listed, all, "{line}");
+    }
+}

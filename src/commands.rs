@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use chrono::Utc;
 use ferry_core::config::PipelineConfig;
 use ferry_core::engine::{self, Pipeline, RunOptions};
+use ferry_core::error::Exit;
 use ferry_core::logging::{self, ConsoleOptions};
 use ferry_core::registry::Registry;
 use ferry_core::sink::{Access, Sink};
@@ -20,22 +21,22 @@ use crate::output;
 /// An error with the exit code it maps to.
 pub struct CliError {
     /// Exit code.
-    pub code: u8,
+    pub code: Exit,
     pub error: anyhow::Error,
 }
 
 impl CliError {
     pub fn usage(e: impl Into<anyhow::Error>) -> Self {
-        CliError { code: 2, error: e.into() }
+        CliError { code: Exit::Usage, error: e.into() }
     }
     pub fn failed(e: impl Into<anyhow::Error>) -> Self {
-        CliError { code: 1, error: e.into() }
+        CliError { code: Exit::Failed, error: e.into() }
     }
 }
 
 impl From<engine::EngineError> for CliError {
     fn from(e: engine::EngineError) -> Self {
-        CliError { code: e.exit_code() as u8, error: e.into() }
+        CliError { code: e.exit_code(), error: e.into() }
     }
 }
 
@@ -53,7 +54,7 @@ impl From<ferry_core::error::SinkError> for CliError {
 
 pub type Result<T> = std::result::Result<T, CliError>;
 
-pub async fn dispatch(command: Command) -> Result<u8> {
+pub async fn dispatch(command: Command) -> Result<Exit> {
     match command {
         Command::Connectors => connectors(),
         Command::Init(p) => init(&p.pipeline).await,
@@ -74,12 +75,12 @@ pub async fn dispatch(command: Command) -> Result<u8> {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut crate::cli::Cli::command(), "ferry", &mut script);
             out!("{}", String::from_utf8_lossy(&script));
-            Ok(0)
+            Ok(Exit::Ok)
         }
     }
 }
 
-fn connectors() -> Result<u8> {
+fn connectors() -> Result<Exit> {
     let r = Registry::global()?;
     let mut out = String::new();
     for (name, c) in &r.connectors {
@@ -117,7 +118,7 @@ fn connectors() -> Result<u8> {
         out.push_str(&format!("  {name:<14} {}\n", s.description));
     }
     out!("{out}");
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 pub fn open_sink(config: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>> {
@@ -144,7 +145,7 @@ pub fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<l
     })
 }
 
-async fn init(spec: &str) -> Result<u8> {
+async fn init(spec: &str) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams = engine::select_streams(registry, &config, None)?;
@@ -152,10 +153,10 @@ async fn init(spec: &str) -> Result<u8> {
     sink.init().await?;
     sink.prepare(&streams).await?;
     outln!("{}: {} stream tables ready ({} sink)", config.name, streams.len(), config.sink_type);
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
+async fn migrate(spec: &str, dry_run: bool) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams = engine::select_streams(registry, &config, None)?;
@@ -165,7 +166,7 @@ async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
     let plan = sink.describe_plan(&streams).await?;
     if plan.is_empty() {
         outln!("{}: nothing to migrate", config.name);
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     outln!("{}{}:", config.name, if dry_run { " (dry run: nothing is changed)" } else { "" });
     for line in &plan {
@@ -177,7 +178,7 @@ async fn migrate(spec: &str, dry_run: bool) -> Result<u8> {
         sink.prepare(&streams).await?;
         outln!("done");
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 pub fn install_signal_handlers(cancel: CancellationToken) {
@@ -204,7 +205,7 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
                 } else {
                     // Every committed batch is consistent; uncommitted work is redone next run.
                     crate::output::emit_err("stopped at once\n");
-                    std::process::exit(130);
+                    std::process::exit(Exit::Interrupted.code().into());
                 }
             }
         }
@@ -216,7 +217,7 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
     });
 }
 
-async fn sync(args: SyncArgs) -> Result<u8> {
+async fn sync(args: SyncArgs) -> Result<Exit> {
     let flags = TimeFlags {
         all: args.all,
         from: args.from.clone(),
@@ -285,10 +286,10 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     if !args.dry_run {
         prune(&pipeline.config, &mut pipeline.sink, None).await.ok();
     }
-    Ok(report.status.exit_code() as u8)
+    Ok(report.status.exit_code())
 }
 
-async fn check(spec: &str) -> Result<u8> {
+async fn check(spec: &str) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let _guard = console_logging(None, true)?;
     let registry = Registry::global()?;
@@ -297,13 +298,13 @@ async fn check(spec: &str) -> Result<u8> {
     match source.check().await {
         Ok(line) => {
             outln!("ok: {} ({}): {line}", config.name, config.connector);
-            Ok(0)
+            Ok(Exit::Ok)
         }
         Err(e) => Err(CliError::failed(anyhow!("check failed for {} ({}): {e}", config.name, config.connector))),
     }
 }
 
-async fn status(args: StatusArgs) -> Result<u8> {
+async fn status(args: StatusArgs) -> Result<Exit> {
     let config = PipelineConfig::resolve(&args.pipeline.pipeline)?;
     let mut sink = open_sink(&config, Access::ReadOnly)?;
     sink.init().await?;
@@ -316,7 +317,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
         } else {
             out!("{}", output::errors(&rows));
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     if let Some(batch) = &args.batch {
         let batch = batch.trim();
@@ -352,7 +353,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
                 out!("{}", output::errors(&errors));
             }
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let runs = sink.recent_runs(&config.name, args.limit).await?;
     if args.json {
@@ -362,17 +363,17 @@ async fn status(args: StatusArgs) -> Result<u8> {
     } else {
         out!("{}", output::runs(&runs));
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-async fn state_show(spec: &str) -> Result<u8> {
+async fn state_show(spec: &str) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let mut sink = open_sink(&config, Access::ReadOnly)?;
     sink.init().await?;
     let entries = sink.load_state(&config.name).await?;
     if entries.is_empty() {
         outln!("no saved cursors for {}", config.name);
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -387,10 +388,10 @@ async fn state_show(spec: &str) -> Result<u8> {
         })
         .collect();
     out!("{}", output::table(&["stream", "partition", "cursor", "batch", "updated (UTC)"], &rows));
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u8> {
+async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let registry = Registry::global()?;
     let streams: Vec<String> = match &stream {
@@ -435,7 +436,7 @@ async fn state_reset(spec: &str, stream: Option<String>, wait: bool) -> Result<u
     sink.end_run(&end, Vec::new()).await?;
     let n = result?;
     outln!("cleared {n} saved cursor(s) of {}", config.name);
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// Applies retention: daily files older than `retention_days`, `sync_logs` rows older
@@ -465,7 +466,7 @@ async fn prune(
     Ok((rows, files))
 }
 
-async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
+async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<Exit> {
     let config = PipelineConfig::resolve(spec)?;
     let older = older_than
         .as_deref()
@@ -475,10 +476,10 @@ async fn logs_prune(spec: &str, older_than: Option<String>) -> Result<u8> {
     sink.init().await?;
     let (rows, files) = prune(&config, &mut sink, older).await?;
     outln!("removed {files} log file(s) and {rows} sync_logs row(s)");
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-async fn sim_instantly(args: SimArgs) -> Result<u8> {
+async fn sim_instantly(args: SimArgs) -> Result<Exit> {
     use ferry_instantly::sim::SimConfig;
     if !(0.0..=1.0).contains(&args.fail_rate) {
         return Err(CliError::usage(anyhow!("--fail-rate={}: use a share between 0.0 and 1.0", args.fail_rate)));
@@ -499,10 +500,10 @@ async fn sim_instantly(args: SimArgs) -> Result<u8> {
     ferry_instantly::sim::run_standalone(cfg, args.port)
         .await
         .map_err(|e| CliError::failed(anyhow!("cannot serve the simulator on 127.0.0.1:{}: {e}", args.port)))?;
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-async fn sim_hubspot(port: u16, contacts: usize, token: String) -> Result<u8> {
+async fn sim_hubspot(port: u16, contacts: usize, token: String) -> Result<Exit> {
     use ferry_hubspot::sim::{SimConfig, Simulator};
     let sim = Simulator::new(SimConfig { contacts, api_token: token, ..SimConfig::default() });
     let handle = sim
@@ -512,5 +513,5 @@ async fn sim_hubspot(port: u16, contacts: usize, token: String) -> Result<u8> {
     outln!("hubspot simulator listening on {} (token {}); Ctrl-C stops it", handle.base_url(), sim.api_token());
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
-    Ok(0)
+    Ok(Exit::Ok)
 }

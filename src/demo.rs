@@ -3,6 +3,7 @@
 use anyhow::anyhow;
 use ferry_core::config::PipelineConfig;
 use ferry_core::engine::{self, Pipeline, RunOptions};
+use ferry_core::error::Exit;
 use ferry_instantly::sim::{SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +30,7 @@ pub const MONITORING: &[(&str, &str)] = &[
     ),
 ];
 
-pub async fn demo(args: DemoArgs) -> Result<u8> {
+pub async fn demo(args: DemoArgs) -> Result<Exit> {
     // The simulator's clock starts at yesterday's midnight (UTC) and its ids depend on the
     // seed alone, so runs on the same day see the same data and a second run shows the
     // incremental path.
@@ -89,7 +90,7 @@ dir = "logs"
     outln!(
         "\nRun `ferry demo` again: the second run reads only new emails and analytics and rewrites no unchanged row."
     );
-    Ok(report.status.exit_code() as u8)
+    Ok(report.status.exit_code())
 }
 
 fn query(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<(Vec<String>, Vec<Vec<String>>)> {

@@ -27,6 +27,8 @@ mod progress;
 
 use std::process::ExitCode;
 
+use ferry_core::error::Exit;
+
 // JSON-heavy work allocates many small maps; mimalloc handles that faster than glibc.
 // Built without transparent huge pages (`no_thp`): with them a full sync of 100,000 leads
 // peaked at 92 MB instead of 72 MB, every fault zeroing 2 MiB, and ran no faster.
@@ -39,13 +41,13 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     if let Err(e) = ferry_core::config::load_dotenv() {
         output::emit_err(&format!("error: {e}\n"));
-        return ExitCode::from(2);
+        return ExitCode::from(Exit::Usage.code());
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             output::emit_err(&format!("error: cannot start the async runtime: {e}\n"));
-            return ExitCode::from(1);
+            return ExitCode::from(Exit::Failed.code());
         }
     };
     let code = match runtime.block_on(commands::dispatch(cli.command)) {
@@ -57,5 +59,5 @@ fn main() -> ExitCode {
     };
     // Readers still blocked on the network must not hold the process open.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    ExitCode::from(code)
+    ExitCode::from(code.code())
 }

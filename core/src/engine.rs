@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::PipelineConfig;
 use crate::descriptor::{FlagUse, Partitioning, StreamDescriptor};
-use crate::error::{ConfigError, SinkError};
+use crate::error::{ConfigError, Exit, SinkError};
 use crate::logging::{self, step};
 use crate::record::Record;
 use crate::registry::Registry;
@@ -37,12 +37,12 @@ pub enum EngineError {
 
 impl EngineError {
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            EngineError::Config(_) => 2,
-            EngineError::Sink(SinkError::Locked { .. }) => 75,
-            EngineError::Sink(SinkError::Config(_)) => 2,
-            EngineError::Sink(_) => 1,
+            EngineError::Config(_) => Exit::Usage,
+            EngineError::Sink(SinkError::Locked { .. }) => Exit::Locked,
+            EngineError::Sink(SinkError::Config(_)) => Exit::Usage,
+            EngineError::Sink(_) => Exit::Failed,
         }
     }
 }
@@ -232,13 +232,13 @@ impl RunStatus {
         }
     }
 
-    /// Process exit code: 0 ok, 1 failed or timed out, 3 partial, 130 interrupted.
-    pub fn exit_code(self) -> i32 {
+    /// The process exit code of a run ending so.
+    pub fn exit_code(self) -> Exit {
         match self {
-            RunStatus::Ok => 0,
-            RunStatus::Failed | RunStatus::Timeout => 1,
-            RunStatus::Partial => 3,
-            RunStatus::Interrupted => 130,
+            RunStatus::Ok => Exit::Ok,
+            RunStatus::Failed | RunStatus::Timeout => Exit::Failed,
+            RunStatus::Partial => Exit::Partial,
+            RunStatus::Interrupted => Exit::Interrupted,
         }
     }
 }

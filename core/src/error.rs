@@ -170,3 +170,30 @@ pub struct TransformError {
     /// What went wrong.
     pub message: String,
 }
+
+/// ferry's process exit codes, all in one place (`ferry --help` lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything ran as asked.
+    Ok = 0,
+    /// The run or command failed (also a run stopped by its time limit).
+    Failed = 1,
+    /// A usage or configuration error: nothing was done.
+    Usage = 2,
+    /// Some streams failed; what the others read is stored.
+    Partial = 3,
+    /// Another run of the pipeline holds the lock (`EX_TEMPFAIL`: try again later).
+    Locked = 75,
+    /// Stopped by a signal (128 + SIGINT).
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// Every code, for help texts and their test.
+    pub const ALL: [Exit; 6] = [Exit::Ok, Exit::Failed, Exit::Usage, Exit::Partial, Exit::Locked, Exit::Interrupted];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
