@@ -481,8 +481,24 @@ fn interpolate_value(value: &mut toml::Value, key: &str, file: &str) -> Result<(
     Ok(())
 }
 
-/// Expands `${VAR}` from the environment; `$${` is a literal `${`. Values of variables
-/// whose names look secret (KEY, TOKEN, SECRET, PASSWORD) are registered for redaction.
+/// Registers what an environment variable holds for redaction when it is a credential: a
+/// variable named like one (`..._KEY`, `TOKEN`, `SECRET`, `PASSWORD`, `PASS`), and the
+/// password of any URL with one (`postgres://user:PASSWORD@host/db`), whatever the name.
+fn register_credentials(var: &str, value: &str) {
+    let upper = var.to_ascii_uppercase();
+    if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS"].iter().any(|w| upper.contains(w)) {
+        crate::secret::register(value);
+    }
+    if let Ok(url) = reqwest::Url::parse(value)
+        && let Some(password) = url.password()
+    {
+        let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+        crate::secret::register(&decoded);
+    }
+}
+
+/// Expands `${VAR}` from the environment; `$${` is a literal `${`. Values that are
+/// credentials are registered for redaction ([`register_credentials`]).
 pub fn interpolate(text: &str, key: &str, file: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -515,10 +531,7 @@ pub fn interpolate(text: &str, key: &str, file: &str) -> Result<String, ConfigEr
                 ),
             });
         }
-        let upper = var.to_ascii_uppercase();
-        if ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "DATABASE_URL"].iter().any(|w| upper.contains(w)) {
-            crate::secret::register(&value);
-        }
+        register_credentials(var, &value);
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -586,6 +599,16 @@ path = "data/t.db"
         let p = PipelineConfig::parse(&text, "t.toml").unwrap();
         let err = p.sink.parse::<toml::Table>().unwrap_err().to_string();
         assert!(err.contains("FERRY_TEST_SURELY_UNSET") && err.contains("sink.path"), "{err}");
+    }
+
+    #[test]
+    fn a_password_in_any_url_is_redacted_whatever_the_variable_is_called() {
+        register_credentials("PG_PRIMARY", "postgres://app:pa%2Fss-7d1e9@db.internal:5432/prod");
+        let shown = crate::secret::redact("connecting to postgres://app:pa%2Fss-7d1e9@db.internal with pa/ss-7d1e9");
+        assert!(!shown.contains("7d1e9"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        register_credentials("NOT_A_CREDENTIAL", "plain-value-9f3a");
+        assert!(crate::secret::redact("plain-value-9f3a").contains("9f3a"));
     }
 
     #[test]

@@ -385,6 +385,9 @@ pub struct ErrorHints {
     pub forbidden: &'static str,
     /// 403 whose body is not JSON (a proxy or WAF in the way).
     pub proxy_block: &'static str,
+    /// Fields of the API's JSON error bodies that identify an error for its support
+    /// (HubSpot's `category`, `correlationId`), shown after its message.
+    pub error_fields: &'static [&'static str],
 }
 
 /// Settings of a client.
@@ -824,8 +827,8 @@ impl HttpClient {
         };
         let hints = &self.config.hints;
         let endpoint = req.endpoint();
-        // The API's own words: its message, and the fields APIs use to identify an error
-        // for their support (HubSpot's category, correlationId and policyName).
+        // The API's own words: its message, and the fields the connector names as the
+        // ones its API identifies an error by.
         let detail = || match &json {
             Ok(v) => {
                 let mut parts: Vec<String> = v
@@ -835,7 +838,7 @@ impl HttpClient {
                     .map(redact)
                     .into_iter()
                     .collect();
-                for field in ["category", "policyName", "correlationId"] {
+                for field in hints.error_fields {
                     if let Some(x) = v.get(field).and_then(Value::as_str) {
                         parts.push(format!("{field}: {}", redact(x)));
                     }

@@ -13,6 +13,8 @@ pub const HINTS: ErrorHints = ErrorHints {
     payment_required: "the account's plan does not include this API",
     forbidden: "the token lacks a scope (crm.objects.contacts.read, crm.objects.companies.read, crm.objects.deals.read, crm.objects.owners.read)",
     proxy_block: "blocked by a proxy before reaching HubSpot; check the network or set `user_agent`",
+    // What HubSpot's support asks for.
+    error_fields: &["category", "policyName", "correlationId"],
 };
 
 /// The connector's client.

@@ -14,6 +14,7 @@ pub const HINTS: ErrorHints = ErrorHints {
     payment_required: "the workspace has no active paid plan; API access needs one",
     forbidden: "the key lacks a scope this endpoint needs; re-issue it with all:read",
     proxy_block: "blocked by a proxy or Cloudflare before reaching Instantly; set `user_agent` in [source] (e.g. a browser-like string) or check the network",
+    error_fields: &[],
 };
 
 /// Page size of every list call (the documented maximum).
