@@ -98,9 +98,16 @@ pub struct Hubspot {
 #[ferry_core::async_trait]
 impl Source for Hubspot {
     fn read(&self, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        match request.stream.name {
-            "owners" => streams::owners::read(self.shared.clone()),
-            _ => streams::objects::read(self.shared.clone(), request),
+        use streams::Stream;
+        match Stream::of(request.stream.name) {
+            Some(Stream::Owners) => streams::owners::read(self.shared.clone()),
+            Some(Stream::Contacts | Stream::Companies | Stream::Deals) => {
+                streams::objects::read(self.shared.clone(), request)
+            }
+            None => {
+                let e = SourceError::Other(format!("hubspot has no stream `{}`", request.stream.name));
+                ferry_core::futures::StreamExt::boxed(ferry_core::futures::stream::once(async move { Err(e) }))
+            }
         }
     }
 

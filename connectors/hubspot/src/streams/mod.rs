@@ -5,6 +5,35 @@ pub mod owners;
 
 use ferry_core::descriptor::{Column, Partitioning, SqlType, StreamDescriptor, SyncMode, TimeFlagSupport};
 
+/// The connector's streams by name, so that choosing a stream's reader is an exhaustive
+/// match: a stream registered without a reader fails the test below instead of being read
+/// as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Contacts,
+    Companies,
+    Deals,
+    Owners,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 4] = [Stream::Contacts, Stream::Companies, Stream::Deals, Stream::Owners];
+
+    /// The registered stream name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Contacts => "contacts",
+            Stream::Companies => "companies",
+            Stream::Deals => "deals",
+            Stream::Owners => "owners",
+        }
+    }
+
+    pub fn of(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 ferry_core::inventory::submit! {
     StreamDescriptor {
         connector: "hubspot",
@@ -99,5 +128,26 @@ ferry_core::inventory::submit! {
         time_flags: TimeFlagSupport::NONE,
         description: "owners (users who own records); full refresh",
         legacy_key: &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stream;
+
+    /// Every registered HubSpot stream has a reader, and every reader a registered stream.
+    #[test]
+    fn every_registered_stream_has_a_reader() {
+        let registered: Vec<&str> = ferry_core::inventory::iter::<ferry_core::descriptor::StreamDescriptor>
+            .into_iter()
+            .filter(|d| d.connector == "hubspot")
+            .map(|d| d.name)
+            .collect();
+        for name in &registered {
+            assert!(Stream::of(name).is_some(), "stream `{name}` is registered but has no reader");
+        }
+        for s in Stream::ALL {
+            assert!(registered.contains(&s.name()), "no stream `{}` is registered", s.name());
+        }
     }
 }
