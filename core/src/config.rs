@@ -49,11 +49,6 @@ impl Settings {
         Settings { table, file: "<settings>".into(), section: section.into(), text: "".into() }
     }
 
-    /// The table as written (before `${VAR}` expansion).
-    pub fn table(&self) -> &toml::Table {
-        &self.table
-    }
-
     /// A config error about `key` of this section, located at its line when it is there.
     pub fn invalid(&self, key: &str, message: String) -> ConfigError {
         ConfigError::Invalid {

@@ -49,8 +49,6 @@ impl EngineError {
 
 /// A transform bound to the streams it applies to.
 pub struct BoundTransform {
-    /// Registered name.
-    pub name: String,
     /// Streams (all when `None`).
     pub streams: Option<Vec<String>>,
     /// The transform.
@@ -96,11 +94,7 @@ impl Pipeline {
                         .map_err(|e| t.settings.invalid("streams", format!("[[transforms]] streams: {e}")))?;
                 }
             }
-            transforms.push(BoundTransform {
-                name: t.kind.clone(),
-                streams: t.streams.clone(),
-                transform: (descriptor.build)(&t.settings)?,
-            });
+            transforms.push(BoundTransform { streams: t.streams.clone(), transform: (descriptor.build)(&t.settings)? });
         }
         let sink_descriptor = registry.sink(&config.sink_type)?;
         let source = (connector.build)(&config.source, &config)?;
