@@ -13,20 +13,20 @@ Examples:
 Sinks: sqlite (default), postgres, jsonl; see `ferry connectors`.
 Durations (--last, --older-than, timeout): a number and s, min, h, d, w or m (m = months).
 Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 partial, 75 locked, 130 interrupted")]
-pub struct Cli {
+pub(super) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// A pipeline: a TOML file, or a connector name for its default pipeline.
 #[derive(Debug, Args)]
-pub struct PipelineArg {
+pub(super) struct PipelineArg {
     /// Pipeline file (e.g. examples/instantly.toml) or connector name (e.g. instantly)
     pub pipeline: String,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// List registered connectors (streams, keys, cursors, modes), transforms and sinks
     #[command(after_help = "Example:\n  ferry connectors")]
     Connectors,
@@ -108,7 +108,7 @@ Example:
 }
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(super) struct DemoArgs {
     /// Database to sync into
     #[arg(long, default_value = "data/demo.db")]
     pub db: String,
@@ -118,7 +118,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SimCommand {
+pub(super) enum SimCommand {
     /// The Instantly API v2 simulator on 127.0.0.1
     #[command(after_help = "\
 Example (then, in another terminal: ferry sync examples/instantly-demo.toml):
@@ -142,7 +142,7 @@ Example (then, in another terminal: ferry sync examples/hubspot.toml):
 }
 
 #[derive(Debug, Args)]
-pub struct SimArgs {
+pub(super) struct SimArgs {
     /// Port on 127.0.0.1 (0 = any free port)
     #[arg(long, default_value_t = 8716)]
     pub port: u16,
@@ -179,7 +179,7 @@ pub struct SimArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub(super) struct SyncArgs {
     #[command(flatten)]
     pub pipeline: PipelineArg,
     /// Only these streams (comma-separated)
@@ -215,7 +215,7 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     #[command(flatten)]
     pub pipeline: PipelineArg,
     /// Recent warnings and errors instead of runs
@@ -233,7 +233,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum StateCommand {
+pub(super) enum StateCommand {
     /// Print every saved cursor
     #[command(after_help = "Example:\n  ferry state show instantly")]
     Show(PipelineArg),
@@ -252,7 +252,7 @@ pub enum StateCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LogsCommand {
+pub(super) enum LogsCommand {
     /// Delete daily log files and sync_logs rows older than a period
     #[command(after_help = "Example:\n  ferry logs prune instantly --older-than 30d")]
     Prune {

@@ -19,17 +19,17 @@ use crate::cli::{Command, LogsCommand, SimArgs, SimCommand, StateCommand, Status
 use crate::output;
 
 /// An error with the exit code it maps to.
-pub struct CliError {
+pub(crate) struct CliError {
     /// Exit code.
     pub code: Exit,
     pub error: anyhow::Error,
 }
 
 impl CliError {
-    pub fn usage(e: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Self {
         CliError { code: Exit::Usage, error: e.into() }
     }
-    pub fn failed(e: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn failed(e: impl Into<anyhow::Error>) -> Self {
         CliError { code: Exit::Failed, error: e.into() }
     }
 }
@@ -52,9 +52,9 @@ impl From<ferry_core::error::SinkError> for CliError {
     }
 }
 
-pub type Result<T> = std::result::Result<T, CliError>;
+pub(crate) type Result<T> = std::result::Result<T, CliError>;
 
-pub async fn dispatch(command: Command) -> Result<Exit> {
+pub(crate) async fn dispatch(command: Command) -> Result<Exit> {
     match command {
         Command::Connectors => connectors(),
         Command::Init(p) => init(&p.pipeline).await,
@@ -121,13 +121,13 @@ fn connectors() -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn open_sink(config: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>> {
+pub(crate) fn open_sink(config: &PipelineConfig, access: Access) -> Result<Box<dyn Sink>> {
     let registry = Registry::global()?;
     let d = registry.sink(&config.sink_type)?;
     Ok((d.open)(&config.sink, config, access)?)
 }
 
-pub fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
+pub(crate) fn console_logging(config: Option<&PipelineConfig>, quiet: bool) -> Result<logging::LogGuard> {
     let level = match (quiet, config.map(|c| c.logging.level.as_str())) {
         (true, _) => LevelFilter::WARN,
         (false, Some(l)) => l.parse().map_err(|_| {
@@ -181,7 +181,7 @@ async fn migrate(spec: &str, dry_run: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn install_signal_handlers(cancel: CancellationToken) {
+pub(crate) fn install_signal_handlers(cancel: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {

@@ -12,7 +12,7 @@ use crate::commands::{CliError, Result, console_logging, install_signal_handlers
 use crate::output;
 
 /// The seed's monitoring queries, run against the demo database.
-pub const MONITORING: &[(&str, &str)] = &[
+pub(crate) const MONITORING: &[(&str, &str)] = &[
     (
         "recent syncs",
         "SELECT batch_id, mode, status, started_at, finished_at FROM sync_runs ORDER BY started_at DESC LIMIT 5",
@@ -30,7 +30,7 @@ pub const MONITORING: &[(&str, &str)] = &[
     ),
 ];
 
-pub async fn demo(args: DemoArgs) -> Result<Exit> {
+pub(crate) async fn demo(args: DemoArgs) -> Result<Exit> {
     // The simulator's clock starts at yesterday's midnight (UTC) and its ids depend on the
     // seed alone, so runs on the same day see the same data and a second run shows the
     // incremental path.

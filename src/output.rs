@@ -6,7 +6,7 @@ use ferry_core::engine::RunReport;
 use ferry_core::sink::{LogRow, RunRecord};
 
 /// Formats a table with a header row; columns are left-aligned except numbers.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -39,7 +39,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `1234ms` -> `1.2s`.
-pub fn duration(ms: u64) -> String {
+pub(crate) fn duration(ms: u64) -> String {
     if ms < 1_000 {
         format!("{ms}ms")
     } else if ms < 120_000 {
@@ -50,7 +50,7 @@ pub fn duration(ms: u64) -> String {
 }
 
 /// The end-of-run summary.
-pub fn summary(r: &RunReport) -> String {
+pub(crate) fn summary(r: &RunReport) -> String {
     let mut rows = Vec::new();
     for (name, s) in &r.streams {
         rows.push(vec![
@@ -117,7 +117,7 @@ fn totals(stats: &serde_json::Value) -> (u64, u64, u64, u64, u64) {
 }
 
 /// `ferry status`: recent runs.
-pub fn runs(runs: &[RunRecord]) -> String {
+pub(crate) fn runs(runs: &[RunRecord]) -> String {
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
@@ -158,7 +158,7 @@ pub fn runs(runs: &[RunRecord]) -> String {
 }
 
 /// `ferry status --batch`: one run, every stream.
-pub fn run_detail(r: &RunRecord) -> String {
+pub(crate) fn run_detail(r: &RunRecord) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "batch     {}", r.batch_id);
     let _ = writeln!(out, "pipeline  {}", r.pipeline);
@@ -199,7 +199,7 @@ pub fn run_detail(r: &RunRecord) -> String {
 }
 
 /// `ferry status --errors`.
-pub fn errors(rows: &[LogRow]) -> String {
+pub(crate) fn errors(rows: &[LogRow]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|l| {
@@ -222,21 +222,21 @@ pub fn errors(rows: &[LogRow]) -> String {
 
 /// Writes to stdout; a closed pipe or any other write error drops the text (the reader
 /// went away: `ferry status | head -1`), never panics and never stops a sync.
-pub fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// [`emit`] for stderr.
-pub fn emit_err(text: &str) {
+pub(crate) fn emit_err(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// An error and its causes on one line, leaving out a cause whose text the message
 /// already holds (`cannot read p.toml: No such file or directory (os error 2)` once).
-pub fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut out = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();

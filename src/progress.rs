@@ -10,7 +10,7 @@ use ferry_core::http::HttpMetrics;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The terminal display of a run.
-pub struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     streams: Mutex<HashMap<String, ProgressBar>>,
     api: Option<ProgressBar>,
@@ -19,7 +19,7 @@ pub struct Bars {
 
 impl Bars {
     /// Bars on stderr, with an API line fed from the source's counters.
-    pub fn new(metrics: Option<Arc<HttpMetrics>>) -> Arc<Self> {
+    pub(crate) fn new(metrics: Option<Arc<HttpMetrics>>) -> Arc<Self> {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let stop = tokio_util::sync::CancellationToken::new();
         let api = metrics.map(|m| {
@@ -59,7 +59,7 @@ impl Bars {
 
     /// Clears the bars before the summary is printed (the summary is the one block that
     /// stays); log lines go straight to stderr again.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         ferry_core::logging::route_console(None);
         self.stop.cancel();
         if let Some(a) = &self.api {

@@ -163,7 +163,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Whether tables an older tool wrote are taken over.
-    pub fn adopts(&self) -> bool {
+    pub(crate) fn adopts(&self) -> bool {
         self.steps.iter().any(|s| s.adopted)
     }
 }

@@ -5,32 +5,32 @@ use std::process::{Command, Output};
 
 use rusqlite::Connection;
 
-pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+pub(crate) const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 /// Held by tests that measure time or load the machine (the crash test's many processes,
 /// the throughput test), so they never run at the same time on a 2-core CI box.
-pub static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Takes [`TIMING`], surviving a poisoned lock (a failed test must not fail the others).
-pub fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
     TIMING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A scratch working directory; the binary runs inside it.
-pub struct Scratch {
+pub(crate) struct Scratch {
     pub dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Scratch { dir: tempfile::tempdir().expect("tempdir") }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.path(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -39,17 +39,17 @@ impl Scratch {
         p
     }
 
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(FERRY);
         c.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("ferry runs")
     }
 
-    pub fn db(&self, rel: &str) -> Connection {
+    pub(crate) fn db(&self, rel: &str) -> Connection {
         if let Some(parent) = self.path(rel).parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
@@ -57,20 +57,20 @@ impl Scratch {
     }
 }
 
-pub fn text(o: &Output) -> (String, String) {
+pub(crate) fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// Asserts a clean exit with `code`, showing the output otherwise.
 #[track_caller]
-pub fn expect_code(o: &Output, code: i32) {
+pub(crate) fn expect_code(o: &Output, code: i32) {
     let (out, err) = text(o);
     assert_eq!(o.status.code(), Some(code), "stdout:\n{out}\nstderr:\n{err}");
     assert!(!err.contains("panicked"), "panic: {err}");
 }
 
 /// A synthetic pipeline with extra `[source]` lines.
-pub fn synthetic_pipeline(name: &str, db: &str, source_extra: &str) -> String {
+pub(crate) fn synthetic_pipeline(name: &str, db: &str, source_extra: &str) -> String {
     format!(
         "[pipeline]\nname = \"{name}\"\nconcurrency = 4\n\n[source]\nconnector = \"synthetic\"\n{source_extra}\n\n[sink]\ntype = \"sqlite\"\npath = \"{db}\"\n\n[logging]\ndir = \"logs\"\nlevel = \"info\"\n"
     )
@@ -78,7 +78,7 @@ pub fn synthetic_pipeline(name: &str, db: &str, source_extra: &str) -> String {
 
 /// Every row of a table as (key columns..., typed columns..., raw_json) text, sorted.
 /// Ferry's bookkeeping columns (batch ids, times) are left out.
-pub fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
+pub(crate) fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
     let cols: Vec<String> = {
         let mut s = conn.prepare(&format!("PRAGMA table_info(\"{table}\")")).unwrap();
         s.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect()
@@ -99,12 +99,12 @@ pub fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
     rows
 }
 
-pub fn count(conn: &Connection, sql: &str) -> i64 {
+pub(crate) fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// Peak resident memory (VmHWM, kB) of a child, sampled until it exits.
-pub fn run_measuring_peak(mut cmd: std::process::Command) -> (std::process::Output, u64) {
+pub(crate) fn run_measuring_peak(mut cmd: std::process::Command) -> (std::process::Output, u64) {
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -135,7 +135,7 @@ pub fn run_measuring_peak(mut cmd: std::process::Command) -> (std::process::Outp
 /// does not, the test is skipped with one line on the terminal, or fails when
 /// `FERRY_REQUIRE_POSTGRES` is set (`.ci/run` sets it), so a machine without Postgres can
 /// still run the rest of the suite.
-pub fn postgres_or_skip() -> bool {
+pub(crate) fn postgres_or_skip() -> bool {
     static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let url = std::env::var("FERRY_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into());
@@ -148,7 +148,7 @@ pub fn postgres_or_skip() -> bool {
 
 /// Whether the server programs for throwaway clusters (`initdb`, `pg_ctl`) are installed;
 /// skipped or failed as [`postgres_or_skip`].
-pub fn postgres_server_or_skip() -> bool {
+pub(crate) fn postgres_server_or_skip() -> bool {
     let found = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").is_file()))
         .unwrap_or(false);

@@ -24,7 +24,7 @@ use crate::simulator::Sim;
 
 /// What the server does to the requests it targets.
 #[derive(Clone, Debug)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Nothing: every request goes to the simulator.
     Pass,
     /// The first answer to each distinct request is a 429 with this `Retry-After` value;
@@ -78,7 +78,7 @@ struct Inner {
 }
 
 /// The hostile server and the simulator behind it.
-pub struct Hostile {
+pub(crate) struct Hostile {
     /// The simulator it passes requests to.
     pub sim: Sim,
     /// Base URL for `base_url` (`http://127.0.0.1:PORT/api/v2`).
@@ -90,7 +90,7 @@ pub struct Hostile {
 impl Hostile {
     /// Starts a simulator with `cfg` and the hostile server in front of it, applying
     /// `mode` to requests whose path contains `target`.
-    pub fn start(cfg: SimConfig, target: &str, mode: Mode) -> Self {
+    pub(crate) fn start(cfg: SimConfig, target: &str, mode: Mode) -> Self {
         let sim = Sim::start(cfg);
         let upstream = sim.base.trim_end_matches("/api/v2").to_owned();
         let inner = Arc::new(Inner {
@@ -109,7 +109,7 @@ impl Hostile {
     }
 
     /// Changes the mode (for a second run).
-    pub fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.inner.mode.lock().unwrap() = mode;
     }
 }

@@ -61,7 +61,7 @@ fn postgres_ids() -> Option<(u32, u32)> {
 }
 
 /// A throwaway cluster on 127.0.0.1 with TLS on, stopped and removed on drop.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// Its port.
@@ -70,7 +70,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster with these extra `postgresql.conf` lines (and a certificate of its own).
-    pub fn with_settings(extra_conf: &str) -> Self {
+    pub(crate) fn with_settings(extra_conf: &str) -> Self {
         let ca = Ca::new("ferry test CA");
         Self::start_with(&ca.issue(&["localhost"], "localhost", false), &ca.pem, extra_conf)
     }

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use crate::common::*;
 
-pub const KEY: &str = "sim-key-3f9d2a7c41e8";
+pub(crate) const KEY: &str = "sim-key-3f9d2a7c41e8";
 
 /// A simulator served on a free loopback port from its own runtime.
-pub struct Sim {
+pub(crate) struct Sim {
     pub sim: Simulator,
     pub base: String,
     handle: Option<SimHandle>,
@@ -19,7 +19,7 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn start(cfg: SimConfig) -> Self {
+    pub(crate) fn start(cfg: SimConfig) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let sim = Simulator::new(SimConfig { api_key: KEY.into(), ..cfg });
         let handle = rt.block_on(sim.serve(0)).expect("simulator binds 127.0.0.1");
@@ -38,7 +38,7 @@ impl Drop for Sim {
 
 /// A simulator and a scratch directory holding `p.toml`, an Instantly pipeline against it
 /// into `data/i.db` with `extra_source` lines in `[source]`.
-pub fn start(cfg: SimConfig, extra_source: &str) -> (Sim, Scratch) {
+pub(crate) fn start(cfg: SimConfig, extra_source: &str) -> (Sim, Scratch) {
     let sim = Sim::start(cfg);
     let s = Scratch::new();
     s.write("p.toml", &pipeline(&sim.base, "data/i.db", extra_source));
@@ -46,12 +46,12 @@ pub fn start(cfg: SimConfig, extra_source: &str) -> (Sim, Scratch) {
 }
 
 /// An Instantly pipeline against `base`; the key comes from the environment.
-pub fn pipeline(base: &str, db: &str, extra_source: &str) -> String {
+pub(crate) fn pipeline(base: &str, db: &str, extra_source: &str) -> String {
     pipeline_with(base, db, extra_source, 8)
 }
 
 /// [`pipeline`] with a given concurrency.
-pub fn pipeline_with(base: &str, db: &str, extra_source: &str, concurrency: usize) -> String {
+pub(crate) fn pipeline_with(base: &str, db: &str, extra_source: &str, concurrency: usize) -> String {
     format!(
         r#"[pipeline]
 name = "inst"
@@ -78,12 +78,12 @@ dir = "logs"
     )
 }
 
-pub fn sync(s: &Scratch, args: &[&str]) -> Value {
+pub(crate) fn sync(s: &Scratch, args: &[&str]) -> Value {
     sync_code(s, args, 0)
 }
 
 /// Runs `ferry sync p.toml --json ARGS`, expecting exit `code`; returns the summary.
-pub fn sync_code(s: &Scratch, args: &[&str], code: i32) -> Value {
+pub(crate) fn sync_code(s: &Scratch, args: &[&str], code: i32) -> Value {
     let mut a = vec!["sync", "p.toml", "--json"];
     a.extend_from_slice(args);
     let o = s.cmd(&a).env("SIM_INSTANTLY_KEY", KEY).output().unwrap();
@@ -92,7 +92,7 @@ pub fn sync_code(s: &Scratch, args: &[&str], code: i32) -> Value {
 }
 
 /// The seven stream tables, as comparable rows.
-pub const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "instantly_campaigns_raw",
     "instantly_leads_raw",
     "instantly_steps_raw",
@@ -102,12 +102,12 @@ pub const TABLES: &[&str] = &[
     "instantly_overview_raw",
 ];
 
-pub fn keys(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
+pub(crate) fn keys(db: &rusqlite::Connection, sql: &str) -> BTreeSet<String> {
     let mut st = db.prepare(sql).unwrap();
     st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
 }
 
-pub fn small() -> SimConfig {
+pub(crate) fn small() -> SimConfig {
     SimConfig {
         campaigns: 4,
         leads_per_campaign: 120,

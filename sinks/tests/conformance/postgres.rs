@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::suite::{self, Harness};
 
-pub fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("FERRY_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
 }
@@ -68,12 +68,12 @@ fn with_client<T>(f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
     }
 }
 
-pub struct Pg {
+pub(crate) struct Pg {
     pub schema: String,
 }
 
 impl Pg {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let schema = format!("ferry_conf_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let s = schema.clone();
         with_client(async move |c| c.batch_execute(&format!("CREATE SCHEMA \"{s}\"")).await.unwrap());

@@ -36,7 +36,7 @@ macro_rules! conformance {
     };
 }
 
-pub trait Harness {
+pub(crate) trait Harness {
     /// A fresh, empty destination.
     fn open(&mut self) -> Box<dyn Sink>;
     /// Stored rows of a table as (key text, raw JSON), sorted by key.
@@ -49,7 +49,7 @@ pub trait Harness {
     }
 }
 
-pub static ITEMS: StreamDescriptor = StreamDescriptor {
+pub(crate) static ITEMS: StreamDescriptor = StreamDescriptor {
     connector: "conformance",
     name: "items",
     table: "conformance_items",
@@ -69,7 +69,7 @@ pub static ITEMS: StreamDescriptor = StreamDescriptor {
 };
 
 /// The same table, one typed column more (a descriptor that gained a column).
-pub static ITEMS_V2: StreamDescriptor = StreamDescriptor {
+pub(crate) static ITEMS_V2: StreamDescriptor = StreamDescriptor {
     columns: &[
         Column::key("id", SqlType::Text, "id"),
         Column::new("amount", SqlType::Real, "amount"),
@@ -81,7 +81,7 @@ pub static ITEMS_V2: StreamDescriptor = StreamDescriptor {
 };
 
 /// A key of two text columns, whose values may hold any character.
-pub static PAIRS: StreamDescriptor = StreamDescriptor {
+pub(crate) static PAIRS: StreamDescriptor = StreamDescriptor {
     connector: "conformance",
     name: "pairs",
     table: "conformance_pairs",
@@ -95,7 +95,7 @@ pub static PAIRS: StreamDescriptor = StreamDescriptor {
 };
 
 /// Odd names that must be quoted, and a composite key.
-pub static ODD: StreamDescriptor = StreamDescriptor {
+pub(crate) static ODD: StreamDescriptor = StreamDescriptor {
     connector: "conformance",
     name: "odd",
     table: "odd table-name.v2",
@@ -117,11 +117,11 @@ fn rec(v: Value) -> Record {
     v.as_object().expect("object").clone()
 }
 
-pub fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
 }
 
-pub async fn write(
+pub(crate) async fn write(
     sink: &mut Box<dyn Sink>,
     stream: &'static StreamDescriptor,
     batch: &str,
@@ -141,7 +141,7 @@ pub async fn write(
     .expect("write")
 }
 
-pub async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor]) -> Box<dyn Sink> {
+pub(crate) async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor]) -> Box<dyn Sink> {
     let mut sink = h.open();
     sink.init().await.unwrap();
     sink.prepare(streams).await.unwrap();
@@ -150,7 +150,7 @@ pub async fn prepared(h: &mut impl Harness, streams: &[&'static StreamDescriptor
 
 /// Deep merge through the sink: keys only in old rows are kept, nested too; explicit
 /// null stored; arrays replaced; a record merged into itself is unchanged.
-pub fn merge_semantics(h: &mut impl Harness) {
+pub(crate) fn merge_semantics(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }
@@ -179,7 +179,7 @@ pub fn merge_semantics(h: &mut impl Harness) {
 
 /// Records of one key in one batch merge in their order, whether the key is new or
 /// stored (and whether the first of them matches the stored row or not).
-pub fn same_key_in_one_batch(h: &mut impl Harness) {
+pub(crate) fn same_key_in_one_batch(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }
@@ -226,7 +226,7 @@ pub fn same_key_in_one_batch(h: &mut impl Harness) {
 }
 
 /// A sequence of partial records lands as the in-memory merge of them, key by key.
-pub fn merge_sequence(h: &mut impl Harness, seq: &[(u8, Value)]) {
+pub(crate) fn merge_sequence(h: &mut impl Harness, seq: &[(u8, Value)]) {
     if !h.merges() {
         return;
     }
@@ -254,7 +254,7 @@ pub fn merge_sequence(h: &mut impl Harness, seq: &[(u8, Value)]) {
 }
 
 /// Unchanged rows are not rewritten: their batch ids stay.
-pub fn unchanged_not_rewritten(h: &mut impl Harness) {
+pub(crate) fn unchanged_not_rewritten(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }
@@ -275,7 +275,7 @@ pub fn unchanged_not_rewritten(h: &mut impl Harness) {
 }
 
 /// A bad record (missing key, wrong type) is counted and does not stop its batch.
-pub fn failed_record_isolated(h: &mut impl Harness) {
+pub(crate) fn failed_record_isolated(h: &mut impl Harness) {
     rt().block_on(async {
         let mut sink = prepared(h, &[&ITEMS]).await;
         let mut records: Vec<Record> = (0..10).map(|i| rec(json!({"id": format!("r{i}"), "count": i}))).collect();
@@ -296,7 +296,7 @@ pub fn failed_record_isolated(h: &mut impl Harness) {
 
 /// A record holding a NUL character is refused alone, in every sink, with the same
 /// reason; its neighbours land.
-pub fn nul_refused_alone(h: &mut impl Harness) {
+pub(crate) fn nul_refused_alone(h: &mut impl Harness) {
     rt().block_on(async {
         let mut sink = prepared(h, &[&ITEMS]).await;
         let records = vec![
@@ -314,7 +314,7 @@ pub fn nul_refused_alone(h: &mut impl Harness) {
 }
 
 /// Full 500-record batches, with state saved and then cleared.
-pub fn batches_of_500_with_state(h: &mut impl Harness) {
+pub(crate) fn batches_of_500_with_state(h: &mut impl Harness) {
     rt().block_on(async {
         let mut sink = prepared(h, &[&ITEMS]).await;
         for b in 0..3 {
@@ -332,7 +332,7 @@ pub fn batches_of_500_with_state(h: &mut impl Harness) {
 }
 
 /// A dry run reports counts and stores neither rows nor state.
-pub fn dry_run_writes_nothing(h: &mut impl Harness) {
+pub(crate) fn dry_run_writes_nothing(h: &mut impl Harness) {
     rt().block_on(async {
         let mut sink = prepared(h, &[&ITEMS]).await;
         let o = sink
@@ -354,7 +354,7 @@ pub fn dry_run_writes_nothing(h: &mut impl Harness) {
 }
 
 /// A typed column added to the descriptor is added to the existing table in place.
-pub fn new_typed_column(h: &mut impl Harness) {
+pub(crate) fn new_typed_column(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }
@@ -371,7 +371,7 @@ pub fn new_typed_column(h: &mut impl Harness) {
 }
 
 /// Table and column names that need quoting work.
-pub fn odd_names_quoted(h: &mut impl Harness) {
+pub(crate) fn odd_names_quoted(h: &mut impl Harness) {
     rt().block_on(async {
         let mut sink = prepared(h, &[&ODD]).await;
         let o = write(
@@ -395,7 +395,7 @@ pub fn odd_names_quoted(h: &mut impl Harness) {
 /// after mostly new, mostly stored after mostly stored, and the switches between): each
 /// key is counted once, as inserted, updated or unchanged, and the stored rows are the
 /// merge of everything written.
-pub fn mixed_batches(h: &mut impl Harness) {
+pub(crate) fn mixed_batches(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }
@@ -431,7 +431,7 @@ pub fn mixed_batches(h: &mut impl Harness) {
 
 /// Composite keys are compared as values, never as joined text: ("x/y", "z") and
 /// ("x", "y/z") are two rows, whatever separator a sink might join them with.
-pub fn composite_keys_never_collide(h: &mut impl Harness) {
+pub(crate) fn composite_keys_never_collide(h: &mut impl Harness) {
     if !h.merges() {
         return;
     }

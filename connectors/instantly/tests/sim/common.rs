@@ -5,7 +5,7 @@ use ferry_instantly::sim::{SimConfig, SimHandle, Simulator};
 use serde_json::Value;
 
 /// A small workspace on a fixed clock (2026-03-10 14:30 UTC).
-pub fn small() -> SimConfig {
+pub(crate) fn small() -> SimConfig {
     SimConfig {
         seed: 11,
         campaigns: 6,
@@ -19,30 +19,30 @@ pub fn small() -> SimConfig {
     }
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub sim: Simulator,
     pub server: SimHandle,
     pub http: reqwest::Client,
 }
 
 /// A response: status, headers and body text (parsed when it is JSON).
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
 impl Resp {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
-pub async fn start(cfg: SimConfig) -> Env {
+pub(crate) async fn start(cfg: SimConfig) -> Env {
     let sim = Simulator::new(cfg);
     let server = sim.serve(0).await.expect("bind 127.0.0.1");
     let http = reqwest::Client::builder().user_agent("ferry-sim-tests/0.1").build().expect("client");
@@ -50,7 +50,7 @@ pub async fn start(cfg: SimConfig) -> Env {
 }
 
 impl Env {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.base_url(), path)
     }
 
@@ -63,12 +63,12 @@ impl Env {
     }
 
     /// GET with the right key.
-    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> Resp {
         self.send(self.http.get(self.url(path)).bearer_auth(self.sim.api_key()).query(query)).await
     }
 
     /// GET with an arbitrary (or no) Authorization header.
-    pub async fn get_auth(&self, path: &str, auth: Option<&str>) -> Resp {
+    pub(crate) async fn get_auth(&self, path: &str, auth: Option<&str>) -> Resp {
         let mut req = self.http.get(self.url(path));
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -77,12 +77,12 @@ impl Env {
     }
 
     /// POST /leads/list with a JSON body.
-    pub async fn leads(&self, body: &Value) -> Resp {
+    pub(crate) async fn leads(&self, body: &Value) -> Resp {
         self.send(self.http.post(self.url("/leads/list")).bearer_auth(self.sim.api_key()).json(body)).await
     }
 
     /// Follows `next_starting_after` through a GET list endpoint.
-    pub async fn all_get(&self, path: &str, query: &[(&str, &str)]) -> (Vec<Value>, usize) {
+    pub(crate) async fn all_get(&self, path: &str, query: &[(&str, &str)]) -> (Vec<Value>, usize) {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         let mut pages = 0;
@@ -107,7 +107,7 @@ impl Env {
     }
 
     /// Follows `next_starting_after` through POST /leads/list.
-    pub async fn all_leads(&self, body: &Value) -> (Vec<Value>, usize) {
+    pub(crate) async fn all_leads(&self, body: &Value) -> (Vec<Value>, usize) {
         let mut items = Vec::new();
         let mut body = body.clone();
         let mut pages = 0;
@@ -129,6 +129,6 @@ impl Env {
 }
 
 /// The `id` of each item.
-pub fn ids(items: &[Value]) -> Vec<String> {
+pub(crate) fn ids(items: &[Value]) -> Vec<String> {
     items.iter().map(|i| i["id"].as_str().unwrap_or_default().to_owned()).collect()
 }
