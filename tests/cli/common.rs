@@ -187,3 +187,40 @@ fn require_or_skip(what: &str, at: &str) {
         );
     });
 }
+
+/// Under `cargo nextest` every test is a process of its own and [`TIMING`] holds nothing:
+/// the tests that take it are listed in the `timing` test group of `.config/nextest.toml`
+/// instead. This keeps that list complete (and free of tests that no longer exist).
+#[test]
+fn every_heavy_test_is_in_the_nextest_timing_group() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = std::fs::read_to_string(format!("{root}/.config/nextest.toml")).unwrap();
+    let mut heavy = Vec::new();
+    for entry in std::fs::read_dir(format!("{root}/tests/cli")).unwrap() {
+        let path = entry.unwrap().path();
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "rs") || module == "common" {
+            continue;
+        }
+        let mut current = None;
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if let Some(rest) = line.strip_prefix("fn ") {
+                current = rest.split('(').next().map(str::to_owned);
+            }
+            if line.contains("timing_lock()")
+                && let Some(name) = &current
+            {
+                heavy.push(format!("{module}::{name}"));
+            }
+        }
+    }
+    assert!(heavy.len() >= 6, "{heavy:?}");
+    for test in &heavy {
+        assert!(
+            config.contains(&format!("test(={test})")),
+            "{test} takes timing_lock() but is not in .config/nextest.toml"
+        );
+    }
+    let listed = config.matches("test(=").count();
+    assert_eq!(listed, heavy.len(), "the group lists tests that do not take timing_lock(): {heavy:?}");
+}
