@@ -5,7 +5,6 @@
 pub mod jsonl;
 pub mod postgres;
 mod postgres_tls;
-mod schema;
 pub mod sqlite;
 
 pub use jsonl::JsonlSink;
