@@ -386,21 +386,37 @@ impl PostgresSink {
         };
         use crate::postgres_tls::SslMode as Mode;
         use tokio_postgres::config::SslMode as Driver;
-        let connected = match tls.mode {
-            Mode::Disable => attempt(Driver::Disable).await,
-            // Plain first; TLS when the server refuses a connection without it.
-            Mode::Allow => match attempt(Driver::Disable).await {
-                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
-                    attempt(Driver::Require).await
-                }
-                other => other,
-            },
-            // TLS when offered; plain when the TLS handshake itself fails.
-            Mode::Prefer => match attempt(Driver::Prefer).await {
-                Err(e) if e.as_db_error().is_none() && e.to_string().contains("TLS") => attempt(Driver::Disable).await,
-                other => other,
-            },
-            Mode::Require | Mode::VerifyCa | Mode::VerifyFull => attempt(Driver::Require).await,
+        // A server that accepts the connection and never answers (a wrong port behind a
+        // firewall, a stuck pooler) must not hold the run forever: the URL's
+        // `connect_timeout`, or 30 seconds, for the whole connection, handshakes included.
+        let limit = cfg.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(30));
+        let connecting = async {
+            match tls.mode {
+                Mode::Disable => attempt(Driver::Disable).await,
+                // Plain first; TLS when the server refuses a connection without it.
+                Mode::Allow => match attempt(Driver::Disable).await {
+                    Err(e)
+                        if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION) =>
+                    {
+                        attempt(Driver::Require).await
+                    }
+                    other => other,
+                },
+                // TLS when offered; plain when the TLS handshake itself fails.
+                Mode::Prefer => match attempt(Driver::Prefer).await {
+                    Err(e) if e.as_db_error().is_none() && e.to_string().contains("TLS") => {
+                        attempt(Driver::Disable).await
+                    }
+                    other => other,
+                },
+                Mode::Require | Mode::VerifyCa | Mode::VerifyFull => attempt(Driver::Require).await,
+            }
+        };
+        let Ok(connected) = tokio::time::timeout(limit, connecting).await else {
+            return Err(SinkError::Open(format!(
+                "cannot connect to Postgres at {target}: no answer within {} s; check the host and port in [sink] url (is it a Postgres server?), or raise `connect_timeout` there",
+                limit.as_secs()
+            )));
         };
         let (client, connection) = connected.map_err(|e| {
             let detail = redact(&e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| {

@@ -554,3 +554,32 @@ fn tables_of_an_earlier_version_get_the_hash_column_and_stay_unchanged() {
     assert!(pg_count(&format!("SELECT count(*) FROM {campaigns}")) > 0);
     unchanged(&run(&s, &["sync", "p.toml", "--json"]));
 }
+
+/// A server that accepts the connection and never says a word (a firewall, a stuck pooler,
+/// the wrong service): the sync gives up after the URL's `connect_timeout` (30 s without
+/// one), saying so, instead of waiting forever (it did: the TCP connect succeeds, and the
+/// driver's own timeout covers only that).
+#[test]
+fn a_server_that_never_answers_fails_the_connection_in_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let s = Scratch::new();
+    s.write(
+        "p.toml",
+        "[pipeline]\nname = \"silent\"\n[source]\nconnector = \"synthetic\"\nrecords = 5\n[sink]\ntype = \"postgres\"\nurl = \"${PG_SILENT_URL}\"\n",
+    );
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/test?connect_timeout=2");
+    let started = Instant::now();
+    let o = s.cmd(&["sync", "p.toml"]).env("PG_SILENT_URL", &url).output().unwrap();
+    expect_code(&o, 1);
+    let (out, err) = text(&o);
+    assert!(err.contains("no answer within 2 s") && err.contains("connect_timeout"), "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+}
