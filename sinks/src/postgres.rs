@@ -426,9 +426,14 @@ impl PostgresSink {
                 }
                 m
             }));
-            let hint = tls
-                .explain(&detail, &hosts.join(","))
-                .unwrap_or_else(|| "check the host, port, user and password in [sink] url".to_owned());
+            let hint = tls.explain(&detail, &hosts.join(",")).unwrap_or_else(|| match e.as_db_error() {
+                // The other end spoke, but not Postgres's protocol.
+                None if detail.contains("bytes remaining") || detail.contains("unexpected message") => {
+                    "the server at that port does not speak Postgres's protocol: check the host and port in [sink] url"
+                        .to_owned()
+                }
+                _ => "check the host, port, user and password in [sink] url".to_owned(),
+            });
             SinkError::Open(format!(
                 "cannot connect to Postgres at {target} (sslmode={}): {detail}; {hint}",
                 tls.mode.name()

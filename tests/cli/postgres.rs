@@ -583,3 +583,30 @@ fn a_server_that_never_answers_fails_the_connection_in_time() {
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
     assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
 }
+
+/// A URL pointing at a web server (the wrong port): the error says the other end does not
+/// speak Postgres, not just that bytes remained on a stream.
+#[test]
+fn a_url_pointing_at_a_web_server_says_it_is_not_postgres() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let mut buf = [0u8; 256];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let s = Scratch::new();
+    s.write(
+        "p.toml",
+        "[pipeline]\nname = \"web\"\n[source]\nconnector = \"synthetic\"\nrecords = 5\n[sink]\ntype = \"postgres\"\nurl = \"${PG_WEB_URL}\"\n",
+    );
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/test?connect_timeout=5");
+    let o = s.cmd(&["sync", "p.toml"]).env("PG_WEB_URL", &url).output().unwrap();
+    expect_code(&o, 1);
+    let (_, err) = text(&o);
+    assert!(err.contains("does not speak Postgres's protocol"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+}
