@@ -950,6 +950,26 @@ fn batch_rows(
     Ok(rows)
 }
 
+/// A dry run's outcome for a table that does not exist yet: every record it would take is
+/// new (a key seen earlier in the batch merges, unchanged).
+fn all_new(records: &[SinkRecord]) -> WriteOutcome {
+    let mut outcome = WriteOutcome::default();
+    let mut seen = std::collections::HashSet::new();
+    for r in records {
+        match r.refusal() {
+            Some(f) => {
+                outcome.stats.failed += 1;
+                outcome.failures.push(f);
+            }
+            None if seen.insert(r.key.as_ref().map(|k| format!("{k:?}")).unwrap_or_default()) => {
+                outcome.stats.inserted += 1
+            }
+            None => outcome.stats.unchanged += 1,
+        }
+    }
+    outcome
+}
+
 /// What the previous batch of a table held, which decides how the next one is written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mix {
@@ -1528,22 +1548,7 @@ impl Sink for PostgresSink {
 
     async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
         if self.dry_run && self.dry_missing.contains(batch.stream.table) {
-            // The table does not exist yet: every record it would take is new.
-            let mut outcome = WriteOutcome::default();
-            let mut seen = std::collections::HashSet::new();
-            for r in &batch.records {
-                match r.refusal() {
-                    Some(f) => {
-                        outcome.stats.failed += 1;
-                        outcome.failures.push(f);
-                    }
-                    None if seen.insert(r.key.as_ref().map(|k| format!("{k:?}")).unwrap_or_default()) => {
-                        outcome.stats.inserted += 1
-                    }
-                    None => outcome.stats.unchanged += 1,
-                }
-            }
-            return Ok(outcome);
+            return Ok(all_new(&batch.records));
         }
         self.settle().await;
         let stream = batch.stream;
