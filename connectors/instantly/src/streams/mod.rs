@@ -19,6 +19,49 @@ use serde_json::Value;
 
 use crate::Shared;
 
+/// The connector's streams by name, so that choosing a stream's reader, cursor and extra
+/// partitions are exhaustive matches: a stream registered without them fails the test
+/// below instead of being read as nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Campaigns,
+    Leads,
+    Steps,
+    Accounts,
+    Emails,
+    DailyAnalytics,
+    Overview,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 7] = [
+        Stream::Campaigns,
+        Stream::Leads,
+        Stream::Steps,
+        Stream::Accounts,
+        Stream::Emails,
+        Stream::DailyAnalytics,
+        Stream::Overview,
+    ];
+
+    /// The registered stream name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Campaigns => "campaigns",
+            Stream::Leads => "leads",
+            Stream::Steps => "steps",
+            Stream::Accounts => "accounts",
+            Stream::Emails => "emails",
+            Stream::DailyAnalytics => "daily_analytics",
+            Stream::Overview => "overview",
+        }
+    }
+
+    pub fn of(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// The scope key of workspace-wide analytics rows.
 pub const WORKSPACE_SCOPE: &str = "workspace";
 /// The partition of leads in no campaign.
@@ -60,34 +103,35 @@ pub(crate) fn partitions_from(stream: &str, campaigns: &[Record]) -> Vec<Partiti
 }
 
 fn add_scopes(stream: &str, parts: &mut Vec<Partition>) {
-    match stream {
-        "leads" => parts.push(Partition::keyed(NO_CAMPAIGN)),
-        "daily_analytics" | "overview" => parts.insert(0, Partition::keyed(WORKSPACE_SCOPE)),
-        _ => {}
+    match Stream::of(stream) {
+        Some(Stream::Leads) => parts.push(Partition::keyed(NO_CAMPAIGN)),
+        Some(Stream::DailyAnalytics | Stream::Overview) => parts.insert(0, Partition::keyed(WORKSPACE_SCOPE)),
+        Some(Stream::Campaigns | Stream::Steps | Stream::Accounts | Stream::Emails) | None => {}
     }
 }
 
 pub(crate) fn read(shared: Arc<Shared>, request: ReadRequest) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-    match request.stream.name {
-        "campaigns" => campaigns::read(shared, request),
-        "leads" => leads::read(shared, request),
-        "steps" => steps::read(shared, request),
-        "accounts" => accounts::read(shared, request),
-        "emails" => emails::read(shared, request),
-        "daily_analytics" => daily_analytics::read(shared, request),
-        "overview" => overview::read(shared, request),
-        other => {
-            let e = SourceError::Other(format!("instantly has no stream `{other}`"));
+    match Stream::of(request.stream.name) {
+        Some(Stream::Campaigns) => campaigns::read(shared, request),
+        Some(Stream::Leads) => leads::read(shared, request),
+        Some(Stream::Steps) => steps::read(shared, request),
+        Some(Stream::Accounts) => accounts::read(shared, request),
+        Some(Stream::Emails) => emails::read(shared, request),
+        Some(Stream::DailyAnalytics) => daily_analytics::read(shared, request),
+        Some(Stream::Overview) => overview::read(shared, request),
+        None => {
+            let e = SourceError::Other(format!("instantly has no stream `{}`", request.stream.name));
             stream::once(async move { Err(e) }).boxed()
         }
     }
 }
 
 pub(crate) fn cursor_at(stream: &str, at: DateTime<Utc>) -> Option<Value> {
-    match stream {
-        "emails" => Some(emails::cursor(at)),
-        "daily_analytics" => Some(daily_analytics::cursor(at.date_naive())),
-        _ => None,
+    match Stream::of(stream)? {
+        Stream::Emails => Some(emails::cursor(at)),
+        Stream::DailyAnalytics => Some(daily_analytics::cursor(at.date_naive())),
+        // No cursor a date can set.
+        Stream::Campaigns | Stream::Leads | Stream::Steps | Stream::Accounts | Stream::Overview => None,
     }
 }
 
@@ -116,5 +160,26 @@ mod tests {
         let mut r = Record::new();
         r.insert("id".into(), id);
         r
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::Stream;
+
+    /// Every registered Instantly stream has a reader, and every reader a registered stream.
+    #[test]
+    fn every_registered_stream_has_a_reader() {
+        let registered: Vec<&str> = ferry_core::inventory::iter::<ferry_core::descriptor::StreamDescriptor>
+            .into_iter()
+            .filter(|d| d.connector == "instantly")
+            .map(|d| d.name)
+            .collect();
+        for name in &registered {
+            assert!(Stream::of(name).is_some(), "stream `{name}` is registered but has no reader");
+        }
+        for s in Stream::ALL {
+            assert!(registered.contains(&s.name()), "no stream `{}` is registered", s.name());
+        }
     }
 }
