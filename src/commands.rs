@@ -107,6 +107,11 @@ fn connectors() -> Result<Exit> {
             })
             .collect();
         out.push_str(&output::table(&["  stream", "table", "key", "mode", "partitions", "time flags"], &rows));
+        let streams = r.streams_of(name);
+        let width = streams.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in streams {
+            out.push_str(&format!("    {:<width$}  {}\n", s.name, s.description));
+        }
         out.push('\n');
     }
     out.push_str("transforms:\n");

@@ -40,6 +40,10 @@ fn binary_lists_every_connector_stream_transform_and_sink() {
             assert!(out.lines().any(|l| l.trim_start().starts_with(st)), "stream {st} missing:\n{out}");
         }
     }
+    // Each stream's description, after its connector's table.
+    for about in ["search on lastmodifieddate", "Unibox emails, incremental on timestamp_created", "generated users"] {
+        assert!(out.contains(about), "{about} missing:\n{out}");
+    }
     for name in TRANSFORMS.iter().chain(SINKS) {
         assert!(out.lines().any(|l| l.trim_start().starts_with(name)), "{name} missing:\n{out}");
     }

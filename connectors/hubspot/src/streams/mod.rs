@@ -54,7 +54,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         time_flags: TimeFlagSupport::ALL,
-        description: "contacts: search on lastmodifieddate; --all lists; archived ones marked",
+        description: "search on lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
 }
@@ -78,7 +78,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         time_flags: TimeFlagSupport::ALL,
-        description: "companies: search on hs_lastmodifieddate; --all lists; archived ones marked",
+        description: "search on hs_lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
 }
@@ -103,7 +103,7 @@ ferry_core::inventory::submit! {
         partitioning: Partitioning::None,
         default_lookback_days: 0,
         time_flags: TimeFlagSupport::ALL,
-        description: "deals: search on hs_lastmodifieddate; --all lists; archived ones marked",
+        description: "search on hs_lastmodifieddate; --all lists; archived ones marked",
         legacy_key: &[],
     }
 }
