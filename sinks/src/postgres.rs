@@ -251,6 +251,85 @@ fn unsupported_parameters(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// The URL as the driver's settings and ferry's TLS settings; an unusable URL is a
+/// config error naming what ferry cannot use.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, crate::postgres_tls::TlsSettings), SinkError> {
+    let (conn, tls) = crate::postgres_tls::split(url)?;
+    let cfg: tokio_postgres::Config = conn.parse().map_err(|e: tokio_postgres::Error| {
+        let unsupported = unsupported_parameters(&conn);
+        let detail = if unsupported.is_empty() {
+            String::new()
+        } else {
+            format!(" (not supported here: {})", unsupported.join(", "))
+        };
+        SinkError::Config(ConfigError::Other(format!(
+            "[sink] url is not a Postgres connection string ferry can use: {}{detail}",
+            redact(&e.to_string())
+        )))
+    })?;
+    Ok((cfg, tls))
+}
+
+/// Connects as libpq's `sslmode` says: `allow` tries plain first and TLS when the server
+/// refuses a connection without it; `prefer` TLS when offered and plain when the TLS
+/// handshake itself fails; the others TLS only. The connection's task is spawned.
+async fn open_connection(
+    cfg: &tokio_postgres::Config,
+    tls: &crate::postgres_tls::TlsSettings,
+) -> Result<Result<Client, tokio_postgres::Error>, SinkError> {
+    use crate::postgres_tls::SslMode as Mode;
+    use tokio_postgres::config::SslMode as Driver;
+    let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
+    let attempt = |mode: Driver| {
+        let mut cfg = cfg.clone();
+        cfg.ssl_mode(mode);
+        let connector = connector.clone();
+        async move {
+            let (client, connection) = cfg.connect(connector).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::error!(step = "sink", error = %redact(&e.to_string()), "the Postgres connection ended");
+                }
+            });
+            Ok(client)
+        }
+    };
+    Ok(match tls.mode {
+        Mode::Disable => attempt(Driver::Disable).await,
+        Mode::Allow => match attempt(Driver::Disable).await {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+                attempt(Driver::Require).await
+            }
+            other => other,
+        },
+        Mode::Prefer => match attempt(Driver::Prefer).await {
+            Err(e) if e.as_db_error().is_none() && e.to_string().contains("TLS") => attempt(Driver::Disable).await,
+            other => other,
+        },
+        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => attempt(Driver::Require).await,
+    })
+}
+
+/// Why a connection failed, in the server's or the driver's words, and what to do.
+fn connect_error(e: &tokio_postgres::Error, tls: &crate::postgres_tls::TlsSettings, hosts: &str) -> String {
+    let detail = redact(&e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| {
+        let mut m = e.to_string();
+        if let Some(s) = std::error::Error::source(e) {
+            m = format!("{m}: {s}");
+        }
+        m
+    }));
+    let hint = tls.explain(&detail, hosts).unwrap_or_else(|| match e.as_db_error() {
+        // The other end spoke, but not Postgres's protocol.
+        None if detail.contains("bytes remaining") || detail.contains("unexpected message") => {
+            "the server at that port does not speak Postgres's protocol: check the host and port in [sink] url"
+                .to_owned()
+        }
+        _ => "check the host, port, user and password in [sink] url".to_owned(),
+    });
+    format!("{detail}; {hint}")
+}
+
 impl PostgresSink {
     /// Writes a batch of new rows with a binary `COPY` in two round trips: BEGIN, the table
     /// lock and the COPY statement; then the rows, the checkpoint, the log rows and the
@@ -354,19 +433,7 @@ impl PostgresSink {
             ferry_core::secret::register(&String::from_utf8_lossy(p));
         }
         ident::validate(schema).map_err(|e| SinkError::Config(ConfigError::Other(format!("[sink] schema: {e}"))))?;
-        let (conn, tls) = crate::postgres_tls::split(url)?;
-        let cfg: tokio_postgres::Config = conn.parse().map_err(|e: tokio_postgres::Error| {
-            let unsupported = unsupported_parameters(&conn);
-            let detail = if unsupported.is_empty() {
-                String::new()
-            } else {
-                format!(" (not supported here: {})", unsupported.join(", "))
-            };
-            SinkError::Config(ConfigError::Other(format!(
-                "[sink] url is not a Postgres connection string ferry can use: {}{detail}",
-                redact(&e.to_string())
-            )))
-        })?;
+        let (cfg, tls) = parse_url(url)?;
         let hosts: Vec<String> = cfg
             .get_hosts()
             .iter()
@@ -377,73 +444,23 @@ impl PostgresSink {
             })
             .collect();
         let target = format!("{} (database {})", hosts.join(","), cfg.get_dbname().unwrap_or("default"));
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
-        let attempt = |mode: tokio_postgres::config::SslMode| {
-            let mut cfg = cfg.clone();
-            cfg.ssl_mode(mode);
-            let connector = connector.clone();
-            async move { cfg.connect(connector).await }
-        };
-        use crate::postgres_tls::SslMode as Mode;
-        use tokio_postgres::config::SslMode as Driver;
         // A server that accepts the connection and never answers (a wrong port behind a
         // firewall, a stuck pooler) must not hold the run forever: the URL's
         // `connect_timeout`, or 30 seconds, for the whole connection, handshakes included.
         let limit = cfg.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(30));
-        let connecting = async {
-            match tls.mode {
-                Mode::Disable => attempt(Driver::Disable).await,
-                // Plain first; TLS when the server refuses a connection without it.
-                Mode::Allow => match attempt(Driver::Disable).await {
-                    Err(e)
-                        if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION) =>
-                    {
-                        attempt(Driver::Require).await
-                    }
-                    other => other,
-                },
-                // TLS when offered; plain when the TLS handshake itself fails.
-                Mode::Prefer => match attempt(Driver::Prefer).await {
-                    Err(e) if e.as_db_error().is_none() && e.to_string().contains("TLS") => {
-                        attempt(Driver::Disable).await
-                    }
-                    other => other,
-                },
-                Mode::Require | Mode::VerifyCa | Mode::VerifyFull => attempt(Driver::Require).await,
-            }
-        };
-        let Ok(connected) = tokio::time::timeout(limit, connecting).await else {
+        let Ok(connected) = tokio::time::timeout(limit, open_connection(&cfg, &tls)).await else {
             return Err(SinkError::Open(format!(
                 "cannot connect to Postgres at {target}: no answer within {} s; check the host and port in [sink] url (is it a Postgres server?), or raise `connect_timeout` there",
                 limit.as_secs()
             )));
         };
-        let (client, connection) = connected.map_err(|e| {
-            let detail = redact(&e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| {
-                let mut m = e.to_string();
-                if let Some(s) = std::error::Error::source(&e) {
-                    m = format!("{m}: {s}");
-                }
-                m
-            }));
-            let hint = tls.explain(&detail, &hosts.join(",")).unwrap_or_else(|| match e.as_db_error() {
-                // The other end spoke, but not Postgres's protocol.
-                None if detail.contains("bytes remaining") || detail.contains("unexpected message") => {
-                    "the server at that port does not speak Postgres's protocol: check the host and port in [sink] url"
-                        .to_owned()
-                }
-                _ => "check the host, port, user and password in [sink] url".to_owned(),
-            });
+        let client = connected?.map_err(|e| {
             SinkError::Open(format!(
-                "cannot connect to Postgres at {target} (sslmode={}): {detail}; {hint}",
-                tls.mode.name()
+                "cannot connect to Postgres at {target} (sslmode={}): {}",
+                tls.mode.name(),
+                connect_error(&e, &tls, &hosts.join(","))
             ))
         })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(step = "sink", error = %redact(&e.to_string()), "the Postgres connection ended");
-            }
-        });
         let exists = client
             .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
             .await
