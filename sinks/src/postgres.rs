@@ -695,32 +695,25 @@ struct Ending<'a> {
 }
 
 impl<'a> Ending<'a> {
-    #[allow(clippy::too_many_arguments)]
-    async fn prepare(
-        stmts: &mut Statements,
-        db: &Client,
-        pipeline: &'a str,
-        batch_id: &'a str,
-        stream: &'a str,
-        state: Option<&'a ferry_core::sink::StateUpdate>,
-        logs: &'a [LogRow],
-        dry_run: bool,
-    ) -> Result<Self, SinkError> {
-        let checkpoint = match state {
+    async fn prepare(stmts: &mut Statements, db: &Client, batch: &'a WriteBatch) -> Result<Self, SinkError> {
+        let checkpoint = match &batch.state {
             Some(state) => Some((
                 checkpoint_statement(stmts, db, &state.checkpoint).await?,
                 CheckpointRow {
-                    pipeline,
-                    stream,
+                    pipeline: &batch.pipeline,
+                    stream: batch.stream.name,
                     partition: &state.partition,
                     checkpoint: &state.checkpoint,
-                    batch_id,
+                    batch_id: &batch.batch_id,
                 },
             )),
             None => None,
         };
-        let logs = if logs.is_empty() { None } else { Some((log_statement(stmts, db).await?, LogColumns::of(logs))) };
-        Ok(Ending { checkpoint, logs, end: if dry_run { "ROLLBACK" } else { "COMMIT" } })
+        let logs = match batch.logs.as_slice() {
+            [] => None,
+            logs => Some((log_statement(stmts, db).await?, LogColumns::of(logs))),
+        };
+        Ok(Ending { checkpoint, logs, end: if batch.dry_run { "ROLLBACK" } else { "COMMIT" } })
     }
 
     /// Sends `first` (the batch's last statement), the checkpoint, the log rows and the
@@ -999,10 +992,8 @@ enum Mix {
 }
 
 /// Upserts rows in set-based statements: the new rows in one `INSERT`, the stored rows
-/// compared with the batch's in the server (`jsonb =`, so an unchanged row never travels
-/// back), and one `UPDATE` per changed row. Which goes first follows the previous batch of
-/// the table: mostly new rows insert first, with `ON CONFLICT DO NOTHING` returning what
-/// was new; mostly stored rows compare first and insert only what is missing.
+/// compared by [`json_hash`] in the server ([`compare`]: a row of the same hash never
+/// travels back), and one `UPDATE` per changed row.
 async fn upsert(
     tx: &Client,
     stmts: &mut Statements,
@@ -1019,7 +1010,7 @@ async fn upsert(
     let (inserted_first, rest) = if stmts.mix.get(s.table) == Some(&Mix::MostlyStored) {
         (0, batch)
     } else {
-        let inserted = insert(tx, stmts, s, &batch, batch_id, true).await?;
+        let inserted = insert(tx, stmts, s, &batch, batch_id).await?;
         (inserted.len(), batch.into_iter().filter(|r| !inserted.contains(&r.id)).collect())
     };
     let mut found = if rest.is_empty() { Default::default() } else { compare(tx, stmts, s, &rest).await? };
@@ -1044,7 +1035,7 @@ async fn upsert(
     }
     rehash(tx, stmts, s, &unchanged).await?;
     // A row deleted by someone else since the insert above is inserted again.
-    let inserted = inserted_first + insert(tx, stmts, s, &missing, batch_id, true).await?.len();
+    let inserted = inserted_first + insert(tx, stmts, s, &missing, batch_id).await?.len();
     outcome.stats.inserted += inserted as u64;
     let stored = stored_keys - missing.len();
     let mix = match stored {
@@ -1199,15 +1190,14 @@ fn key_id(key: &[TypedValue]) -> String {
         .collect()
 }
 
-/// Inserts `rows` in one statement; with `skip_stored`, rows whose key is stored are left
-/// alone (`ON CONFLICT DO NOTHING`). Returns the keys inserted.
+/// Inserts `rows` in one statement; rows whose key is stored are left alone (`ON CONFLICT
+/// DO NOTHING`). Returns the keys inserted.
 async fn insert(
     tx: &Client,
     stmts: &mut Statements,
     s: &StreamDescriptor,
     rows: &[Row],
     batch_id: &str,
-    skip_stored: bool,
 ) -> Result<std::collections::HashSet<String>, SinkError> {
     if rows.is_empty() {
         return Ok(Default::default());
@@ -1235,7 +1225,8 @@ async fn insert(
     // One statement per batch: the typed columns and raw_json zipped by a multi-array unnest.
     let sql = format!(
         "INSERT INTO {t} AS t ({names}, raw_json, {HASH_COLUMN}, sync_batch_id, first_sync_batch_id)
-         SELECT *, ${b}, ${b} FROM unnest({unnest}, ${j}::jsonb[], ${h}::int8[]){conflict}
+         SELECT *, ${b}, ${b} FROM unnest({unnest}, ${j}::jsonb[], ${h}::int8[])
+         ON CONFLICT ({keys}) DO NOTHING
          RETURNING {key_text}",
         t = quote(s.table),
         names = names.join(", "),
@@ -1243,7 +1234,7 @@ async fn insert(
         b = n + 3,
         j = n + 1,
         h = n + 2,
-        conflict = if skip_stored { format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")) } else { String::new() },
+        keys = keys.join(", "),
         key_text = key_text_sql(&table_key(&key_cols)),
     );
     let mut params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(Column::param).collect();
@@ -1563,25 +1554,15 @@ impl Sink for PostgresSink {
             .collect()
     }
 
-    async fn write(&mut self, batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
+    async fn write(&mut self, mut batch: WriteBatch) -> Result<WriteOutcome, SinkError> {
         if self.dry_run && self.dry_missing.contains(batch.stream.table) {
             return Ok(all_new(&batch.records));
         }
         self.settle().await;
         let stream = batch.stream;
         let mut outcome = WriteOutcome::default();
-        let rows = batch_rows(stream, batch.records, &mut outcome)?;
-        let ending = Ending::prepare(
-            &mut self.statements,
-            &self.client,
-            &batch.pipeline,
-            &batch.batch_id,
-            stream.name,
-            batch.state.as_ref(),
-            &batch.logs,
-            batch.dry_run,
-        )
-        .await?;
+        let rows = batch_rows(stream, std::mem::take(&mut batch.records), &mut outcome)?;
+        let ending = Ending::prepare(&mut self.statements, &self.client, &batch).await?;
         let lock = stmts_lock(&mut self.statements, &self.client).await?;
         // Runners of other pipelines may write the same table: each batch's lookup, insert
         // and merge-update happen under a per-table transaction lock (released at commit),
